@@ -1,0 +1,38 @@
+# imgrec: `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.install.stamp
+export WANDB_SILENT ?= true
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | { grep -v 'is ignored' || true; }
+	$(PY) -m pip install -q -e '.[dev]' 2>&1 | { grep -v -e 'is ignored' -e 'BuildBackendWarning' || true; }
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install imgrec with dev extras (instant when nothing changed)
+
+run: install ## Run the study's preprocessing sweep on the embedded synthetic dataset
+	$(PY) -m imgrec.run +experiment=preproc_sweep
+
+test: install ## Run the fast test suite (no `slow` tests)
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: install ## Run every test, slow ones included
+	$(PY) -m pytest -q
+
+lint: install ## Lint with ruff
+	$(VENV)/bin/ruff check imgrec tests
+
+clean: ## Remove run outputs, caches and build leftovers (keeps .venv)
+	rm -rf logs wandb outputs multirun .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
+
+.PHONY: help install run test test-all lint clean

@@ -1,0 +1,50 @@
+"""When a sweep ends, collect every run's ``metrics.json`` into one results table (markdown + CSV)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from imgrec.io import write_text
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["val/f1_micro", "val/precision", "val/recall", "test/f1_micro", "test/precision", "test/recall"]
+
+
+def collect(sweep_dir: Path) -> pd.DataFrame:
+    """One row per finished run; ``settings`` lists only the overrides that differ between runs."""
+    paths = sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: (len(p.parent.name), p.parent.name))
+    summaries = [json.loads(path.read_text()) for path in paths]
+    shared = set.intersection(*(set(s.get("overrides", [])) for s in summaries)) if len(summaries) > 1 else set()
+    rows = []
+    for path, summary in zip(paths, summaries):
+        settings = [o for o in summary.get("overrides", []) if o not in shared]
+        row: dict[str, Any] = {"run": path.parent.name, "settings": " ".join(settings)}
+        row.update({c: summary["metrics"].get(c) for c in COLUMNS})
+        row.update({"epochs": summary.get("epochs"), "seconds": summary.get("seconds")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_results(sweep_dir: Path) -> pd.DataFrame:
+    table = collect(sweep_dir)
+    if table.empty:
+        log.warning("no finished runs in %s", sweep_dir)
+        return table
+    write_text(sweep_dir / "results.csv", table.to_csv(index=False))
+    markdown = table.to_markdown(index=False, floatfmt=".4f")
+    write_text(sweep_dir / "results.md", markdown + "\n")
+    print(f"\nResults ({sweep_dir}):\n{markdown}\n", flush=True)
+    return table
+
+
+class SweepReport(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        write_results(Path(config.hydra.sweep.dir))

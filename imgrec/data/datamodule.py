@@ -1,0 +1,140 @@
+"""The LightningDataModule: reader -> split -> (train only) balance and augment -> loaders."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+
+from imgrec.data.balance import Oversampler
+from imgrec.data.readers import read_course, read_table
+from imgrec.data.record import Dataset
+from imgrec.data.split import RandomSplit, Split
+from imgrec.data.synthetic import make_synthetic
+from imgrec.errors import ImgrecError
+
+log = logging.getLogger(__name__)
+
+
+def shuffle_generator() -> torch.Generator:
+    """The train order's own generator, seeded from the run seed: the order does not depend on what
+    else drew random numbers before (the cached and uncached paths see the same batches)."""
+    return torch.Generator().manual_seed(torch.initial_seed())
+
+
+class ImageSet(TorchDataset):
+    """Rows ``indices`` of a Dataset as ``(uint8 CHW image, float targets)``, augmented if asked."""
+
+    def __init__(self, data: Dataset, indices: np.ndarray, augment: A.BasicTransform | None = None) -> None:
+        self.data, self.indices, self.augment = data, indices, augment
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = self.indices[k]
+        image = self.data.images[i]
+        if self.augment is not None:
+            image = self.augment(image=image)["image"]
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), torch.from_numpy(
+            self.data.targets[i].astype(np.float32))
+
+
+class MultiLabelDataModule(pl.LightningDataModule):
+    """Reads the data once in :meth:`setup`, which checks every image before any training starts.
+
+    Subclasses say where the data comes from by implementing :meth:`read`.
+    """
+
+    def __init__(self, split: RandomSplit, augment: A.BasicTransform | None = None,
+                 balance: Oversampler | None = None, batch_size: int = 64, num_workers: int = 2,
+                 pin_memory: bool = True) -> None:
+        super().__init__()
+        self.splitter, self.augment, self.balance = split, augment, balance
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.data: Dataset | None = None
+        self.split: Split | None = None
+        self.train_indices: np.ndarray | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is not None:
+            return
+        data = self.read()
+        if len(data) == 0:
+            raise ImgrecError("dataset is empty: no images were read")
+        split = self.splitter(data.targets)
+        train = split.train if self.balance is None else self.balance(split.train, data.targets)
+        missing = [name for name, c in zip(data.label_names, data.targets[split.train].sum(0)) if c == 0]
+        if missing:
+            log.warning("no positive example in the train split for label(s): %s", ", ".join(missing))
+        log.info("data: %d images, %d labels; train %d (%d after balancing), val %d, test %d",
+                 len(data), data.num_classes, len(split.train), len(train), len(split.val), len(split.test))
+        self.data, self.split, self.train_indices = data, split, train
+
+    def read(self) -> Dataset:
+        raise NotImplementedError
+
+    @property
+    def label_names(self) -> list[str]:
+        assert self.data is not None, "call setup() first"
+        return self.data.label_names
+
+    def _loader(self, indices: np.ndarray, train: bool) -> DataLoader:
+        assert self.data is not None, "call setup() first"
+        workers = self.num_workers
+        return DataLoader(
+            ImageSet(self.data, indices, self.augment if train else None), batch_size=self.batch_size,
+            shuffle=train, generator=shuffle_generator() if train else None, num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=self.pin_memory and torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_indices, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.split.val, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.split.test, train=False)
+
+
+class SyntheticDataModule(MultiLabelDataModule):
+    """The embedded dataset (see :mod:`imgrec.data.synthetic`)."""
+
+    def __init__(self, n_images: int = 1200, data_seed: int = 0, drop_rate: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.n_images, self.data_seed, self.drop_rate = n_images, data_seed, drop_rate
+
+    def read(self) -> Dataset:
+        return make_synthetic(self.n_images, self.data_seed, self.drop_rate)
+
+
+class CourseDataModule(MultiLabelDataModule):
+    """A course-format folder: ``<root>/images/im<N>.jpg`` and ``<root>/annotations/<label>.txt``."""
+
+    def __init__(self, root: str, image_size: int = 128, resize: bool = True, on_bad_image: str = "error",
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.root, self.image_size, self.resize, self.on_bad_image = Path(root), image_size, resize, on_bad_image
+
+    def read(self) -> Dataset:
+        return read_course(self.root, self.image_size, self.resize, self.on_bad_image)
+
+
+class TableDataModule(MultiLabelDataModule):
+    """A CSV/TSV of file names and labels (see :func:`imgrec.data.readers.read_table`)."""
+
+    def __init__(self, table: str, images: str | None = None, image_size: int = 128, resize: bool = True,
+                 on_bad_image: str = "error", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.table, self.images = table, images
+        self.image_size, self.resize, self.on_bad_image = image_size, resize, on_bad_image
+
+    def read(self) -> Dataset:
+        return read_table(self.table, self.images, self.image_size, self.resize, self.on_bad_image)

@@ -1,0 +1,131 @@
+"""The frozen-backbone fast path: compute pooled features once, then train the head on them.
+
+Features are cached on disk under a content key (pixels, labels, backbone weights, input size,
+augmentation and number of views), so a changed image, backbone or preprocessing never reuses
+stale features, while the runs of a sweep that share them compute them once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+from tqdm.auto import tqdm
+
+from imgrec.data.datamodule import ImageSet, MultiLabelDataModule, shuffle_generator
+from imgrec.models.transfer import TransferNet
+
+log = logging.getLogger(__name__)
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def feature_key(net: TransferNet, data_fingerprint: str, transform: str) -> str:
+    h = hashlib.sha256(f"{data_fingerprint}|{transform}".encode())
+    for b in net.backbones:
+        h.update(f"|{b.name}|{b.input_size}|{weights_digest(b)}".encode())
+    return h.hexdigest()[:24]
+
+
+@torch.no_grad()
+def extract(net: TransferNet, images: ImageSet, batch_size: int, desc: str) -> torch.Tensor:
+    """Pooled features of every item of ``images`` in order, with a progress bar."""
+    device = next(net.parameters()).device
+    net.eval()
+    loader = DataLoader(images, batch_size=batch_size, shuffle=False)
+    chunks = [net.features(x.to(device)).float().cpu() for x, _ in tqdm(loader, desc=desc, unit="batch")]
+    return torch.cat(chunks)
+
+
+class FeatureSet(TorchDataset):
+    """Train rows as features. With ``views > 1``, each draw picks one of the cached augmented views."""
+
+    def __init__(self, features: torch.Tensor, targets: np.ndarray, rows: np.ndarray) -> None:
+        self.features = features  # (n_unique, views, F)
+        self.targets = torch.from_numpy(targets.astype(np.float32))
+        self.rows = rows  # index into features for each item (repeats for oversampled copies)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        r = self.rows[k]
+        views = self.features.shape[1]
+        v = int(torch.randint(views, ())) if views > 1 else 0
+        return self.features[r, v], self.targets[r]
+
+
+class FeatureDataModule(pl.LightningDataModule):
+    """The same splits and balancing as ``images``, with cached backbone features in place of images."""
+
+    def __init__(self, images: MultiLabelDataModule, net: TransferNet, cache_dir: str | Path, views: int = 4) -> None:
+        super().__init__()
+        self.images, self.net, self.cache_dir = images, net, Path(cache_dir)
+        self.views = views if images.augment is not None else 1
+        self.plain: torch.Tensor | None = None
+        self.train_views: torch.Tensor | None = None
+
+    def _cached(self, transform: str, indices: np.ndarray, augment: object, views: int) -> torch.Tensor:
+        data = self.images.data
+        key = feature_key(self.net, data.fingerprint + hashlib.sha256(indices.tobytes()).hexdigest(), transform)
+        path = self.cache_dir / "features" / f"{key}.safetensors"
+        if path.is_file():
+            log.info("features: cache hit %s", path)
+            return load_file(path)["features"]
+        stacked = []
+        for v in range(views):
+            if augment is not None:
+                augment.set_random_seed(torch.initial_seed() + v)
+            stacked.append(extract(self.net, ImageSet(data, indices, augment), self.images.batch_size,
+                                   desc=f"features {transform} view {v + 1}/{views}"))
+        features = torch.stack(stacked, dim=1)  # (n, views, F)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"features": features.contiguous()}, tmp)
+        tmp.replace(path)
+        return features
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.plain is not None:
+            return
+        self.images.setup(stage)
+        data = self.images.data
+        every = np.arange(len(data))
+        self.plain = self._cached("plain", every, None, 1)[:, 0]
+        augment = self.images.augment
+        if augment is not None:
+            log.info("features: training on %d cached augmented view(s) per image (cache.views)", self.views)
+            self.train_views = self._cached(f"augment={augment!r}", np.unique(self.images.split.train),
+                                            augment, self.views)
+
+    def train_dataloader(self) -> DataLoader:
+        train, targets = self.images.train_indices, self.images.data.targets
+        if self.train_views is None:
+            dataset = FeatureSet(self.plain[:, None], targets, train)
+        else:  # rows of the augmented views are the unique train images, in order
+            unique = np.unique(self.images.split.train)
+            dataset = FeatureSet(self.train_views, targets[unique], np.searchsorted(unique, train))
+        return DataLoader(dataset, batch_size=self.images.batch_size, shuffle=True, generator=shuffle_generator())
+
+    def _eval_loader(self, indices: np.ndarray) -> DataLoader:
+        return DataLoader(FeatureSet(self.plain[:, None], self.images.data.targets, indices),
+                          batch_size=self.images.batch_size, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.images.split.val)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.images.split.test)

@@ -1,0 +1,93 @@
+"""Decode image files once into one uint8 array, checking every file before any training."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from imgrec.errors import ImgrecError
+
+log = logging.getLogger(__name__)
+
+ON_BAD_IMAGE = ("error", "skip")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Grayscale, palette, alpha, CMYK and 16-bit images all become 8-bit RGB."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), mode="L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def decode_image(path: Path, size: int, resize: bool) -> np.ndarray:
+    """Read one file as ``(size, size, 3)`` uint8; raise ImgrecError naming the file on any problem."""
+    try:
+        if os.path.getsize(path) == 0:
+            raise ImgrecError(f"{path}: empty file (0 bytes)")
+        with Image.open(path) as img:
+            img.load()
+            rgb = to_rgb(img)
+    except ImgrecError:
+        raise
+    except FileNotFoundError as e:
+        raise ImgrecError(f"{path}: file not found") from e
+    except UnidentifiedImageError as e:
+        raise ImgrecError(f"{path}: not an image file") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImgrecError(f"{path}: unreadable or truncated image ({e})") from e
+    if rgb.size != (size, size):
+        if not resize:
+            raise ImgrecError(f"{path}: image is {rgb.size[0]}x{rgb.size[1]}, expected {size}x{size} "
+                              "(set data.resize=true to resize)")
+        rgb = rgb.resize((size, size), Image.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def decode_images(
+    paths: Sequence[Path], size: int = 128, resize: bool = True, on_bad_image: str = "error",
+    workers: int | None = None,
+) -> tuple[np.ndarray, list[int], list[str]]:
+    """Decode ``paths`` in parallel (PIL releases the GIL) with a progress bar.
+
+    Returns ``(images, kept, skipped)``: the stacked images, the indices of ``paths`` that were
+    kept, and the paths skipped as bad (only with ``on_bad_image="skip"``).
+    """
+    if on_bad_image not in ON_BAD_IMAGE:
+        raise ImgrecError(f"data.on_bad_image={on_bad_image!r}: expected one of {ON_BAD_IMAGE}")
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+
+    def work(i: int) -> str | None:
+        try:
+            out[i] = decode_image(paths[i], size, resize)
+        except ImgrecError as e:
+            if on_bad_image == "error":
+                raise
+            return str(e)
+        return None
+
+    kept, skipped = [], []
+    with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
+        results = pool.map(work, range(len(paths)))
+        for i, problem in enumerate(tqdm(results, total=len(paths), desc="decode images", unit="img",
+                                         disable=len(paths) < 500)):
+            if problem is None:
+                kept.append(i)
+            else:
+                skipped.append(problem)
+    if skipped:
+        log.warning("skipped %d bad image(s) (data.on_bad_image=skip); first: %s", len(skipped), skipped[0])
+        out = out[kept]
+    return out, kept, skipped

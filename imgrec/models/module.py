@@ -1,0 +1,79 @@
+"""The multi-label LightningModule: a net with one logit per label, a loss, and the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from imgrec.metrics import build_metrics, build_per_class_f1
+
+
+class MultiLabelModule(pl.LightningModule):
+    """``net`` is a factory taking ``num_classes`` (a Hydra ``_partial_``), so the label count comes
+    from the data. ``meta`` is what a checkpoint must carry to predict (net config, data fingerprint...)."""
+
+    def __init__(self, net: Callable[..., nn.Module], optimizer: Callable[..., torch.optim.Optimizer],
+                 label_names: list[str], loss: nn.Module | None = None,
+                 scheduler: Callable[..., Any] | None = None, meta: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        # Plain containers only, so that checkpoints load with weights_only=True.
+        self.label_names = [str(name) for name in label_names]
+        meta = OmegaConf.to_container(meta, resolve=True) if isinstance(meta, DictConfig) else dict(meta or {})
+        self.save_hyperparameters({"label_names": self.label_names, "meta": meta})
+        self.net = net(num_classes=len(self.label_names))
+        self.loss = loss if loss is not None else nn.BCEWithLogitsLoss()
+        self.optimizer, self.scheduler = optimizer, scheduler
+        n = len(self.label_names)
+        self.val_metrics = build_metrics(n).clone(prefix="val/")
+        self.test_metrics = build_metrics(n).clone(prefix="test/")
+        self.val_f1_per_class, self.test_f1_per_class = build_per_class_f1(n), build_per_class_f1(n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self.loss(self(x), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log(f"{stage}/loss", self.loss(logits, y), on_epoch=True, batch_size=len(y))
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        per_class = self.val_f1_per_class if stage == "val" else self.test_f1_per_class
+        probs, targets = torch.sigmoid(logits), y.int()
+        metrics.update(probs, targets)
+        per_class.update(probs, targets)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        per_class = self.val_f1_per_class if stage == "val" else self.test_f1_per_class
+        self.log_dict(metrics.compute(), prog_bar=stage == "val")
+        self.log_dict({f"{stage}/f1/{name}": v for name, v in zip(self.label_names, per_class.compute())})
+        metrics.reset()
+        per_class.reset()
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler(optimizer=optimizer)}

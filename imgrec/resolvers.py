@@ -1,0 +1,34 @@
+"""OmegaConf resolvers used by ``conf/``: registered on import of :mod:`imgrec.run`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def wandb_offline() -> bool:
+    """Offline unless the user configured W&B: an API key, WANDB_MODE=online, or a netrc login."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"] in ("offline", "dryrun", "disabled")
+    if os.environ.get("WANDB_API_KEY"):
+        return False
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
+
+
+def sweep_group() -> str | None:
+    """Members of a sweep share the sweep folder's name as their W&B group; single runs have none."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    return Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
+
+
+def register() -> None:
+    OmegaConf.register_new_resolver("imgrec.wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_new_resolver("imgrec.sweep_group", sweep_group, replace=True)

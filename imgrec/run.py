@@ -1,0 +1,98 @@
+"""Train, validate and test one configuration: ``python -m imgrec.run [overrides]``.
+
+reader -> split -> augment/balance -> loader -> model -> metrics -> ``metrics.json`` in the run folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from imgrec import resolvers
+from imgrec.data.datamodule import MultiLabelDataModule
+from imgrec.data.features import FeatureDataModule
+from imgrec.errors import ImgrecError
+from imgrec.io import write_json
+from imgrec.models.transfer import TransferNet
+
+log = logging.getLogger(__name__)
+resolvers.register()
+
+
+def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
+    return [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then validate and test the best checkpoint. Returns the run summary also written to disk."""
+    out = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule: MultiLabelDataModule = instantiate(cfg.data)
+    datamodule.setup("fit")  # reads and checks every input before any model is built
+    # The net's config as YAML text: plain data for the checkpoint, and not instantiated by Hydra.
+    meta = {"net_config": OmegaConf.to_yaml(cfg.model.net, resolve=True),
+            "data_fingerprint": datamodule.data.fingerprint}
+    model = instantiate(cfg.model, label_names=datamodule.label_names, meta=meta)
+    if cfg.cache.features and isinstance(model.net, TransferNet) and model.net.freeze:
+        datamodule = FeatureDataModule(datamodule, model.net, cfg.cache.dir, cfg.cache.views)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
+
+    start = time.time()
+    trainer.fit(model, datamodule=datamodule)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    ckpt = best or None
+    metrics: dict[str, float] = {}
+    metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
+    metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
+    summary = {
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "epochs": trainer.current_epoch,
+        "seconds": round(time.time() - start, 2),
+        "checkpoint": best,
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "data_fingerprint": meta["data_fingerprint"],
+    }
+    write_json(out / "metrics.json", summary)
+    log.info("test micro F1 %.4f (val %.4f), written to %s", metrics.get("test/f1_micro", float("nan")),
+             metrics.get("val/f1_micro", float("nan")), out)
+    return summary
+
+
+def user_error(err: BaseException) -> ImgrecError | None:
+    """The ImgrecError behind ``err``, also when Hydra's instantiate wrapped it."""
+    while err is not None:
+        if isinstance(err, ImgrecError):
+            return err
+        err = err.__cause__
+    return None
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        summary = train(cfg)
+    except Exception as exc:
+        err = user_error(exc)
+        if err is None:
+            raise
+        log.error("%s", err)
+        raise SystemExit(f"error: {err}") from None
+    finally:
+        import sys
+
+        if "wandb" in sys.modules:  # always close the W&B run, even on a crash
+            sys.modules["wandb"].finish()
+    return summary["metrics"].get(cfg.optimized_metric)
+
+
+if __name__ == "__main__":
+    main()

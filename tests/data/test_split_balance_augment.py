@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from imgrec.data.augment import _NormalDraws, study_pipeline
+from imgrec.data.balance import Oversampler
+from imgrec.data.datamodule import SyntheticDataModule
+from imgrec.data.split import RandomSplit
+from imgrec.data.synthetic import make_synthetic
+from imgrec.errors import ImgrecError
+
+
+def test_split_fractions_disjoint_and_seeded():
+    y = np.zeros((2000, 3))
+    s = RandomSplit(seed=1)(y)
+    assert (len(s.train), len(s.val), len(s.test)) == (1700, 150, 150)
+    assert len(set(s.train) | set(s.val) | set(s.test)) == 2000
+    assert np.array_equal(s.val, RandomSplit(seed=1)(y).val) and not np.array_equal(s.val, RandomSplit(seed=2)(y).val)
+
+
+def test_split_too_small():
+    with pytest.raises(ImgrecError, match="too few for split"):
+        RandomSplit()(np.zeros((5, 2)))
+
+
+def test_oversampler_raises_the_rarest_and_never_adds_unlabelled():
+    d = make_synthetic(1500, seed=5)
+    idx = np.arange(len(d))
+    out = Oversampler(factor=4.0, seed=0)(idx, d.targets)
+    assert len(out) == 6000 and np.array_equal(out[:1500], idx)
+    added = d.targets[out[1500:]]
+    assert added.sum(1).min() >= 1  # no unlabelled copies
+    before, after = d.targets[idx].sum(0), d.targets[out].sum(0)
+    assert after.min() / after.max() > 3 * before.min() / before.max()
+    disc = d.label_names.index("disc")
+    disc_only = (added[:, disc] == 1) & (added.sum(1) == 1)
+    assert disc_only.mean() < 0.01  # the most frequent label alone hardly ever
+
+
+def test_normal_draws_centre_on_no_change():
+    import random
+
+    normal = _NormalDraws(random.Random(0))
+    draws = np.array([normal.uniform(-10, 10) for _ in range(4000)])
+    assert abs(draws.mean()) < 0.3 and draws.min() >= -10 and draws.max() <= 10
+    assert 0.64 < (np.abs(draws) < 5).mean() < 0.72  # one sigma of a normal; uniform would give 0.5
+
+
+def test_pipeline_keeps_shape_and_changes_pixels():
+    img = make_synthetic(1).images[0]
+    aug = study_pipeline(p_affine=1.0, p_flip=1.0, p_noise=1.0, seed=0)
+    out = aug(image=img)["image"]
+    assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
+
+
+def test_only_train_is_augmented_and_balanced():
+    dm = SyntheticDataModule(n_images=200, split=RandomSplit(seed=0), augment=study_pipeline(p_affine=1.0, seed=0),
+                             balance=Oversampler(2.0), batch_size=16, num_workers=0)
+    dm.setup()
+    assert len(dm.train_dataloader().dataset) == 2 * len(dm.split.train)
+    assert dm.val_dataloader().dataset.augment is None and dm.test_dataloader().dataset.augment is None
+    x, _ = next(iter(dm.val_dataloader()))
+    assert np.array_equal(x[0].permute(1, 2, 0).numpy(), dm.data.images[dm.split.val[0]])

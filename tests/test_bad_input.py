@@ -1,0 +1,65 @@
+"""Bad input stops before training with one line naming the file or value, and a non-zero exit."""
+
+import shutil
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def run_on(folder, tmp_path, *extra):
+    return run_cli(["imgrec.run", "data=idl", f"data.root={folder}", f"paths.log_dir={tmp_path / 'logs'}",
+                    "logger=none", "trainer.max_epochs=1", *extra], cwd=tmp_path, timeout=300)
+
+
+def assert_one_line_error(r, *fragments):
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), r.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in last, last
+    assert "Traceback" not in r.stderr
+    assert "Epoch 0" not in r.stderr + r.stdout  # stopped before training
+
+
+@pytest.fixture
+def course(course_dir, tmp_path):
+    dest = tmp_path / "course"
+    shutil.copytree(course_dir, dest)
+    return dest
+
+
+def test_missing_annotations_folder(course, tmp_path):
+    shutil.rmtree(course / "annotations")
+    assert_one_line_error(run_on(course, tmp_path), "annotations", "not found")
+
+
+def test_annotation_line_not_a_number(course, tmp_path):
+    (course / "annotations" / "disc.txt").write_text("1\nim2\n")
+    assert_one_line_error(run_on(course, tmp_path), "disc.txt:2", "'im2' is not an image number")
+
+
+def test_annotation_names_missing_image(course, tmp_path):
+    (course / "annotations" / "disc.txt").write_text("1\n4242\n")
+    assert_one_line_error(run_on(course, tmp_path), "disc.txt", "4242", "does not exist")
+
+
+def test_truncated_image_and_skip(course, tmp_path):
+    path = course / "images" / "im3.jpg"
+    path.write_bytes(path.read_bytes()[:200])
+    assert_one_line_error(run_on(course, tmp_path), "im3.jpg", "truncated")
+    r = run_on(course, tmp_path, "data.on_bad_image=skip", "model.net.backbones.0.input_size=64")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "skipped 1 bad image" in r.stderr + r.stdout
+
+
+def test_empty_dataset(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "images").mkdir(parents=True)
+    (empty / "annotations").mkdir()
+    (empty / "annotations" / "a.txt").write_text("")
+    assert_one_line_error(run_on(empty, tmp_path), "no images")
+
+
+def test_unknown_backbone(course, tmp_path):
+    assert_one_line_error(run_on(course, tmp_path, "model.net.backbones.0.name=resnet9000"), "resnet9000")
