@@ -15,17 +15,12 @@ from torch.utils.data import Dataset as TorchDataset
 from imgrec.data.balance import Oversampler
 from imgrec.data.readers import read_course, read_table
 from imgrec.data.record import Dataset
+from imgrec.data.sampler import EpochShuffleSampler
 from imgrec.data.split import RandomSplit, Split
 from imgrec.data.synthetic import make_synthetic
 from imgrec.errors import ImgrecError
 
 log = logging.getLogger(__name__)
-
-
-def shuffle_generator() -> torch.Generator:
-    """The train order's own generator, seeded from the run seed: the order does not depend on what
-    else drew random numbers before (the cached and uncached paths see the same batches)."""
-    return torch.Generator().manual_seed(torch.initial_seed())
 
 
 class ImageSet(TorchDataset):
@@ -90,8 +85,8 @@ class MultiLabelDataModule(pl.LightningDataModule):
         workers = self.num_workers
         return DataLoader(
             ImageSet(self.data, indices, self.augment if train else None), batch_size=self.batch_size,
-            shuffle=train, generator=shuffle_generator() if train else None, num_workers=workers,
-            persistent_workers=workers > 0,
+            sampler=EpochShuffleSampler(len(indices), torch.initial_seed()) if train else None,
+            num_workers=workers, persistent_workers=workers > 0,
             pin_memory=self.pin_memory and torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:

@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
-from imgrec.data.datamodule import ImageSet, MultiLabelDataModule, shuffle_generator
+from imgrec.data.datamodule import ImageSet, MultiLabelDataModule
+from imgrec.data.sampler import EpochShuffleSampler
 from imgrec.models.transfer import TransferNet
 
 log = logging.getLogger(__name__)
@@ -51,20 +52,21 @@ def extract(net: TransferNet, images: ImageSet, batch_size: int, desc: str) -> t
 
 
 class FeatureSet(TorchDataset):
-    """Train rows as features. With ``views > 1``, each draw picks one of the cached augmented views."""
+    """Rows of cached features. Item ``k * views + v`` is view ``v`` of item ``k``; with one view
+    that is just ``k``. :class:`EpochShuffleSampler` draws the view of each item per epoch."""
 
     def __init__(self, features: torch.Tensor, targets: np.ndarray, rows: np.ndarray) -> None:
         self.features = features  # (n_unique, views, F)
         self.targets = torch.from_numpy(targets.astype(np.float32))
         self.rows = rows  # index into features for each item (repeats for oversampled copies)
+        self.views = features.shape[1]
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = divmod(index, self.views)
         r = self.rows[k]
-        views = self.features.shape[1]
-        v = int(torch.randint(views, ())) if views > 1 else 0
         return self.features[r, v], self.targets[r]
 
 
@@ -118,7 +120,8 @@ class FeatureDataModule(pl.LightningDataModule):
         else:  # rows of the augmented views are the unique train images, in order
             unique = np.unique(self.images.split.train)
             dataset = FeatureSet(self.train_views, targets[unique], np.searchsorted(unique, train))
-        return DataLoader(dataset, batch_size=self.images.batch_size, shuffle=True, generator=shuffle_generator())
+        sampler = EpochShuffleSampler(len(dataset), torch.initial_seed(), dataset.views)
+        return DataLoader(dataset, batch_size=self.images.batch_size, sampler=sampler)
 
     def _eval_loader(self, indices: np.ndarray) -> DataLoader:
         return DataLoader(FeatureSet(self.plain[:, None], self.images.data.targets, indices),
