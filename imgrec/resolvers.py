@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -29,6 +30,19 @@ def sweep_group() -> str | None:
     return Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
 
 
+def launch_id() -> str:
+    """The launching process's id, inherited by launcher workers through the environment, so that two
+    sweeps started in the same second never share a folder while one sweep's jobs agree on theirs."""
+    return os.environ.setdefault("IMGREC_LAUNCH_ID", str(os.getpid()))
+
+
+def run_id(output_dir: str) -> str:
+    """A W&B run id derived from the run folder: a run resumed in its folder continues the same W&B run."""
+    return hashlib.sha1(str(Path(output_dir).resolve()).encode()).hexdigest()[:16]
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("imgrec.wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("imgrec.sweep_group", sweep_group, replace=True)
+    OmegaConf.register_new_resolver("imgrec.launch_id", launch_id, replace=True)
+    OmegaConf.register_new_resolver("imgrec.run_id", run_id, replace=True)

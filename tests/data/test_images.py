@@ -1,0 +1,65 @@
+"""Odd image files: each is converted to 8-bit RGB, or refused with one line naming the file."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgrec.data.images import decode_image, decode_images
+from imgrec.errors import ImgrecError
+
+
+def test_zero_byte_file(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"")
+    with pytest.raises(ImgrecError, match=r"a.jpg: empty file \(0 bytes\)"):
+        decode_image(tmp_path / "a.jpg", 128, True)
+
+
+def test_text_file_named_jpg(tmp_path):
+    (tmp_path / "a.jpg").write_text("not an image\n")
+    with pytest.raises(ImgrecError, match="a.jpg: not an image file"):
+        decode_image(tmp_path / "a.jpg", 128, True)
+
+
+def test_truncated_jpeg(tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)).save(tmp_path / "a.jpg")
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "a.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImgrecError, match="a.jpg: unreadable or truncated"):
+        decode_image(tmp_path / "a.jpg", 128, True)
+
+
+def test_png_with_alpha_is_composited_on_white(tmp_path):
+    rgba = np.zeros((128, 128, 4), dtype=np.uint8)
+    rgba[..., 0] = 255
+    rgba[:64, :, 3] = 255  # top half opaque red, bottom half transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    out = decode_image(tmp_path / "a.png", 128, True)
+    assert out.shape == (128, 128, 3) and tuple(out[0, 0]) == (255, 0, 0) and tuple(out[-1, -1]) == (255, 255, 255)
+
+
+def test_16_bit_grayscale_is_scaled(tmp_path):
+    Image.fromarray(np.full((128, 128), 65535 // 2, dtype=np.uint16)).save(tmp_path / "a.png")
+    out = decode_image(tmp_path / "a.png", 128, True)
+    assert out.dtype == np.uint8 and abs(int(out.mean()) - 127) <= 1
+
+
+def test_cmyk_is_converted(tmp_path):
+    Image.new("CMYK", (128, 128), (0, 255, 255, 0)).save(tmp_path / "a.jpg")  # red in CMYK
+    out = decode_image(tmp_path / "a.jpg", 128, True)
+    assert out.shape == (128, 128, 3) and out[..., 0].mean() > 200 and out[..., 1].mean() < 60
+
+
+def test_wrong_size_resized_or_refused(tmp_path):
+    Image.new("RGB", (64, 96), (10, 20, 30)).save(tmp_path / "a.png")
+    assert decode_image(tmp_path / "a.png", 128, True).shape == (128, 128, 3)
+    with pytest.raises(ImgrecError, match="a.png: image is 64x96, expected 128x128"):
+        decode_image(tmp_path / "a.png", 128, False)
+
+
+def test_skip_counts_bad_images(tmp_path):
+    Image.new("RGB", (128, 128)).save(tmp_path / "good.png")
+    (tmp_path / "bad.jpg").write_bytes(b"")
+    images, kept, skipped = decode_images([tmp_path / "good.png", tmp_path / "bad.jpg"], on_bad_image="skip")
+    assert images.shape == (1, 128, 128, 3) and kept == [0] and len(skipped) == 1 and "bad.jpg" in skipped[0]
+    with pytest.raises(ImgrecError, match="on_bad_image='ignore'"):
+        decode_images([tmp_path / "good.png"], on_bad_image="ignore")

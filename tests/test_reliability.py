@@ -1,0 +1,135 @@
+"""Interruptions, failed runs, colliding folders, reproducibility and safe loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgrec.callbacks import FiniteLoss
+from imgrec.errors import ImgrecError
+from imgrec.run import train
+from tests.conftest import TINY, compose_cfg, run_cli
+
+# Uncached, so that an epoch takes long enough to be killed in the middle of one.
+SLOW_EPOCHS = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.n_images"))] + [
+    "data.n_images=200", "trainer.max_epochs=4", "cache.features=false", "callbacks.early_stopping.patience=10"]
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    return subprocess.Popen([sys.executable, "-m", "imgrec.run", *args], cwd=cwd, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, "the process ended before it could be killed"
+        assert time.time() < deadline, f"{path} did not appear"
+        time.sleep(0.2)
+
+
+def kill(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def metrics_of(folder: Path) -> dict[str, float]:
+    return json.loads((folder / "metrics.json").read_text())["metrics"]
+
+
+def test_sigkilled_run_resumes_to_identical_metrics(tmp_path):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    r = run_cli(["imgrec.run", f"hydra.run.dir={whole}", *SLOW_EPOCHS, "logger=wandb"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+    proc = start([f"hydra.run.dir={broken}", *SLOW_EPOCHS, "logger=wandb"], cwd=tmp_path)
+    wait_for(broken / "checkpoints" / "epoch_001.ckpt", proc)  # two epochs done, the third under way
+    kill(proc)
+    assert not (broken / "metrics.json").exists()
+    r = run_cli(["imgrec.run", f"hydra.run.dir={broken}", *SLOW_EPOCHS, "logger=wandb", "resume=true"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Restored all states from the checkpoint" in r.stderr + r.stdout
+    assert metrics_of(broken) == metrics_of(whole)
+    # W&B continues the same run: both attempts logged under one run id
+    ids = {p.name.rsplit("-", 1)[-1] for p in (broken / "wandb").glob("offline-run-*")}
+    assert len(list((broken / "wandb").glob("offline-run-*"))) == 2 and len(ids) == 1
+
+
+def test_killed_sweep_skips_finished_runs(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["+experiment=preproc_sweep", f"hydra.sweep.dir={sweep}", *SLOW_EPOCHS]
+    proc = start(args, cwd=tmp_path)
+    wait_for(sweep / "0" / "metrics.json", proc)
+    kill(proc)
+    first = (sweep / "0" / "metrics.json").stat().st_mtime_ns
+    assert not (sweep / "2" / "metrics.json").exists()
+    r = run_cli(["imgrec.run", *args], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "already finished (metrics.json), skipping" in r.stderr + r.stdout
+    assert (sweep / "0" / "metrics.json").stat().st_mtime_ns == first
+    assert all((sweep / str(k) / "metrics.json").is_file() for k in range(3))
+    assert (sweep / "results.csv").read_text().count("\n") == 4
+
+
+def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    r = run_cli(["imgrec.run", "-m", f"paths.log_dir={tmp_path}", "model.net.backbones.0.name=nope,efficientnet_lite0",
+                 *TINY], cwd=tmp_path)
+    assert r.returncode != 0 and "1 of 2 runs failed" in r.stderr
+    sweep = next((tmp_path / "train" / "multiruns").iterdir())
+    assert "unknown backbone 'nope'" in json.loads((sweep / "0" / "failed.json").read_text())["error"]
+    assert (sweep / "1" / "metrics.json").is_file()
+    assert "failed: unknown backbone" in (sweep / "results.md").read_text()
+
+
+def test_two_sweeps_started_together_get_their_own_folders(tmp_path):
+    args = ["-m", f"paths.log_dir={tmp_path}", *TINY, "trainer.max_epochs=1", "data.n_images=80"]
+    procs = [start(args, cwd=tmp_path) for _ in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    folders = list((tmp_path / "train" / "multiruns").iterdir())
+    assert len(folders) == 2 and all((f / "0" / "metrics.json").is_file() for f in folders)
+
+
+def test_nan_loss_stops_naming_the_step():
+    class Trainer:
+        current_epoch, global_step = 2, 17
+
+    with pytest.raises(ImgrecError, match="training loss is nan at epoch 2, batch 5"):
+        FiniteLoss().on_train_batch_end(Trainer(), None, {"loss": torch.tensor(float("nan"))}, None, 5)
+    FiniteLoss().on_train_batch_end(Trainer(), None, {"loss": torch.tensor(0.3)}, None, 5)
+
+
+def test_same_seed_same_metrics_and_run_records(tmp_path):
+    a = train(compose_cfg(tmp_path / "a", ["trainer.max_epochs=3"]))
+    b = train(compose_cfg(tmp_path / "b", ["trainer.max_epochs=3"]))
+    assert a["metrics"] == b["metrics"]
+    run = tmp_path / "a" / "run"
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert provenance["versions"]["torch"] == torch.__version__.split("+")[0]
+    assert provenance["data_fingerprint"] == a["data_fingerprint"] and "git_commit" in provenance
+    assert "efficientnet_lite0" in (run / "config_resolved.yaml").read_text()
+    torch.load(a["checkpoint"], weights_only=True)  # loads without unpickling arbitrary objects
+
+
+def test_wandb_api_key_never_written(tmp_path):
+    secret = "imgrec-test-secret-0123456789abcdef0123456789abcdef"
+    env_backup = os.environ.get("WANDB_API_KEY")
+    os.environ["WANDB_API_KEY"] = secret
+    try:
+        r = run_cli(["imgrec.run", f"hydra.run.dir={tmp_path / 'run'}", *TINY, "logger=wandb",
+                     "trainer.max_epochs=1"], cwd=tmp_path)
+    finally:
+        os.environ.pop("WANDB_API_KEY") if env_backup is None else os.environ.__setitem__("WANDB_API_KEY", env_backup)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert secret not in r.stdout + r.stderr
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
