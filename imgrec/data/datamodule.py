@@ -34,7 +34,7 @@ class ImageSet(TorchDataset):
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         i = self.indices[k]
-        image = self.data.images[i]
+        image = np.array(self.data.images[i])  # a private, writable copy (the images may be memory-mapped)
         if self.augment is not None:
             image = self.augment(image=image)["image"]
         return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), torch.from_numpy(
@@ -114,22 +114,24 @@ class CourseDataModule(MultiLabelDataModule):
     """A course-format folder: ``<root>/images/im<N>.jpg`` and ``<root>/annotations/<label>.txt``."""
 
     def __init__(self, root: str, image_size: int = 128, resize: bool = True, on_bad_image: str = "error",
-                 **kwargs) -> None:
+                 cache_dir: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.root, self.image_size, self.resize, self.on_bad_image = Path(root), image_size, resize, on_bad_image
+        self.cache_dir = cache_dir
 
     def read(self) -> Dataset:
-        return read_course(self.root, self.image_size, self.resize, self.on_bad_image)
+        return read_course(self.root, self.image_size, self.resize, self.on_bad_image, self.cache_dir)
 
 
 class TableDataModule(MultiLabelDataModule):
     """A CSV/TSV of file names and labels (see :func:`imgrec.data.readers.read_table`)."""
 
     def __init__(self, table: str, images: str | None = None, image_size: int = 128, resize: bool = True,
-                 on_bad_image: str = "error", **kwargs) -> None:
+                 on_bad_image: str = "error", cache_dir: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.table, self.images = table, images
         self.image_size, self.resize, self.on_bad_image = image_size, resize, on_bad_image
+        self.cache_dir = cache_dir
 
     def read(self) -> Dataset:
-        return read_table(self.table, self.images, self.image_size, self.resize, self.on_bad_image)
+        return read_table(self.table, self.images, self.image_size, self.resize, self.on_bad_image, self.cache_dir)

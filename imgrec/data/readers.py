@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgrec.data.images import decode_images
+from imgrec.data.image_cache import load_images
 from imgrec.data.record import Dataset
 from imgrec.errors import ImgrecError
 
@@ -52,7 +52,8 @@ def read_annotation_file(path: Path) -> list[int]:
     return numbers
 
 
-def read_course(root: str | Path, image_size: int = 128, resize: bool = True, on_bad_image: str = "error") -> Dataset:
+def read_course(root: str | Path, image_size: int = 128, resize: bool = True, on_bad_image: str = "error",
+                cache_dir: str | Path | None = None) -> Dataset:
     """``<root>/images/im<N>.jpg`` + ``<root>/annotations/<label>.txt`` (image numbers, one a line).
 
     Labels are the annotation file names in alphabetical order; an image in no file has no label.
@@ -74,11 +75,11 @@ def read_course(root: str | Path, image_size: int = 128, resize: bool = True, on
             if n not in row:
                 raise ImgrecError(f"{f}: names image {n}, but {img_dir}/im{n}.jpg does not exist")
             targets[row[n], j] = 1
-    return _decode(paths, targets, [f.stem for f in label_files], image_size, resize, on_bad_image)
+    return _decode(paths, targets, [f.stem for f in label_files], image_size, resize, on_bad_image, cache_dir)
 
 
 def read_table(path: str | Path, images: str | Path | None = None, image_size: int = 128, resize: bool = True,
-               on_bad_image: str = "error") -> Dataset:
+               on_bad_image: str = "error", cache_dir: str | Path | None = None) -> Dataset:
     """A CSV/TSV: a file-name column, then either one 0/1 column per label or one column of
     space-separated label names. File names are relative to ``images`` (default: the table's folder)."""
     path = Path(path)
@@ -111,10 +112,10 @@ def read_table(path: str | Path, images: str | Path | None = None, image_size: i
         raise ImgrecError(f"{path}:{bad[0]}: {bad[1]!r} is not 0 or 1")
     if not label_names:
         raise ImgrecError(f"{path}: no labels found")
-    return _decode(paths, targets, label_names, image_size, resize, on_bad_image)
+    return _decode(paths, targets, label_names, image_size, resize, on_bad_image, cache_dir)
 
 
 def _decode(paths: list[Path], targets: np.ndarray, label_names: list[str], image_size: int, resize: bool,
-            on_bad_image: str) -> Dataset:
-    images, kept, skipped = decode_images(paths, image_size, resize, on_bad_image)
+            on_bad_image: str, cache_dir: str | Path | None) -> Dataset:
+    images, kept, skipped = load_images(paths, image_size, resize, on_bad_image, cache_dir)
     return Dataset(images, targets[kept], label_names, [paths[i].name for i in kept], skipped)

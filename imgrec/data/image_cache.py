@@ -1,0 +1,54 @@
+"""The decoded-image cache: a dataset is decoded once into a uint8 ``.npy`` array on disk and
+memory-mapped by every later run (all runs of a sweep share it). JPEG decoding leaves the
+per-run and per-epoch path.
+
+The key hashes the bytes of every file with the decoding options, so a changed image is never
+served stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from imgrec.data.images import decode_images
+from imgrec.io import write_json
+
+log = logging.getLogger(__name__)
+
+
+def content_key(paths: Sequence[Path], size: int, resize: bool, on_bad_image: str) -> str:
+    h = hashlib.sha256(f"{size}|{resize}|{on_bad_image}".encode())
+    for path in paths:
+        h.update(Path(path).name.encode())
+        try:
+            h.update(Path(path).read_bytes())
+        except OSError:
+            h.update(b"<unreadable>")  # decoding reports it, naming the file
+    return h.hexdigest()[:24]
+
+
+def load_images(paths: Sequence[Path], size: int = 128, resize: bool = True, on_bad_image: str = "error",
+                cache_dir: str | Path | None = None) -> tuple[np.ndarray, list[int], list[str]]:
+    """:func:`decode_images`, through the on-disk cache when ``cache_dir`` is given."""
+    if cache_dir is None:
+        return decode_images(paths, size, resize, on_bad_image)
+    key = content_key(paths, size, resize, on_bad_image)
+    folder = Path(cache_dir) / "images"
+    array, index = folder / f"{key}.npy", folder / f"{key}.json"
+    if index.is_file() and array.is_file():  # the index is written last: its presence means complete
+        meta = json.loads(index.read_text())
+        log.info("images: decoded-image cache hit %s", array)
+        return np.load(array, mmap_mode="r"), meta["kept"], meta["skipped"]
+    images, kept, skipped = decode_images(paths, size, resize, on_bad_image)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{key}.tmp.npy"
+    np.save(tmp, images)
+    tmp.replace(array)
+    write_json(index, {"kept": kept, "skipped": skipped, "count": len(paths)})
+    return np.load(array, mmap_mode="r"), kept, skipped

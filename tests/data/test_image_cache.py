@@ -1,0 +1,26 @@
+import numpy as np
+from PIL import Image
+
+from imgrec.data.image_cache import load_images
+from imgrec.data.readers import list_images, read_course
+
+
+def test_cache_hit_is_memory_mapped_and_equal(course_dir, tmp_path):
+    paths = list_images(course_dir / "images")
+    first, kept, _ = load_images(paths, cache_dir=tmp_path)
+    again, kept_again, _ = load_images(paths, cache_dir=tmp_path)
+    assert isinstance(again, np.memmap) and np.array_equal(first, again) and kept == kept_again
+    assert len(list((tmp_path / "images").glob("*.npy"))) == 1
+
+
+def test_changed_image_is_never_served_stale(course_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(course_dir, root)
+    before = read_course(root, cache_dir=tmp_path / "cache")
+    Image.new("RGB", (128, 128), (255, 0, 0)).save(root / "images" / "im1.jpg")
+    after = read_course(root, cache_dir=tmp_path / "cache")
+    assert not np.array_equal(before.images[0], after.images[0]) and after.images[0, ..., 0].mean() > 240
+    assert np.array_equal(before.images[1:], after.images[1:])
+    assert len(list((tmp_path / "cache" / "images").glob("*.npy"))) == 2
