@@ -9,42 +9,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from imgrec import resolvers
+from imgrec.config import compose_config
 from imgrec.data.synthetic import make_synthetic, write_course_format
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 # Small, quick and still able to learn: 64 px input, a few hundred images.
-TINY = ["data.n_images=400", "model.net.backbones.0.input_size=64", "trainer.max_epochs=15", "logger=none",
+TINY = ["data.n_images=400", "model.net.input_size=64", "trainer.max_epochs=15", "logger=none",
         "data.batch_size=32"]
 
 
 def compose_cfg(tmp_path: Path, overrides: list[str] = ()) -> DictConfig:
-    """The config ``python -m imgrec.run`` would see, writing under ``tmp_path``."""
-    resolvers.register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", overrides=[f"paths.log_dir={tmp_path}", *TINY, *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "run")
-        cfg.paths.cache_dir = str(tmp_path / "cache")
-    return cfg
+    """The config ``python -m imgrec.run`` would see with TINY sizes, writing under ``tmp_path``."""
+    return compose_config(tmp_path / "run", [*TINY, f"paths.cache_dir={tmp_path / 'cache'}", *overrides])
 
 
 @pytest.fixture
 def cfg_tiny(tmp_path: Path) -> DictConfig:
-    yield compose_cfg(tmp_path)
-    GlobalHydra.instance().clear()
+    return compose_cfg(tmp_path)
 
 
 @pytest.fixture(scope="session")
