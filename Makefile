@@ -28,11 +28,14 @@ test: install ## Run the fast test suite (no `slow` tests)
 test-all: install ## Run every test, slow ones included
 	$(PY) -m pytest -q
 
+bench: install ## Run the benchmarks on ../shared/data (long on a CPU), print the ratios, write bench/out/*.json
+	$(PY) -m bench
+
 lint: install ## Lint with ruff
-	$(VENV)/bin/ruff check imgrec tests
+	$(VENV)/bin/ruff check imgrec tests bench
 
 clean: ## Remove run outputs, caches and build leftovers (keeps .venv)
 	rm -rf logs wandb outputs multirun .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install run test test-all lint clean
+.PHONY: help install run test test-all bench lint clean

@@ -1,0 +1,41 @@
+"""``python -m bench [--quick] [name ...]``: run the benchmarks, print the table, write bench/out/*.json."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from bench.common import OUT, Result, machine
+
+BENCHMARKS = ("feature_cache", "loading", "overhead", "backbone", "end_to_end")
+
+
+def table(results: list[Result]) -> str:
+    lines = ["| benchmark | baseline | contender | unit | baseline | contender | ratio | target | met |",
+             "|---|---|---|---|---:|---:|---:|---|---|"]
+    for r in results:
+        lines.append(f"| {r.name} | {r.baseline} | {r.contender} | {r.unit} | {r.baseline_value:.4g} | "
+                     f"{r.contender_value:.4g} | {r.ratio:.3g}x | {r.target} | {'yes' if r.met else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", default=list(BENCHMARKS), choices=[*BENCHMARKS, []])
+    parser.add_argument("--quick", action="store_true", help="smoke-sized runs on the synthetic data")
+    args = parser.parse_args()
+    results = []
+    for name in args.names:
+        print(f"running {name} ...", flush=True)
+        result = importlib.import_module(f"bench.{name}").run(quick=args.quick)
+        result.save()
+        results.append(result)
+        for extra in ("arch_sweep",) if name == "end_to_end" else ():
+            result = importlib.import_module("bench.end_to_end").run(quick=args.quick, experiment=extra)
+            result.save()
+            results.append(result)
+    print(f"\nmachine: {machine()}\n{table(results)}\n(JSON in {OUT})")
+
+
+if __name__ == "__main__":
+    main()
