@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"imgrec: unknown command {command!r}\n{USAGE}")
     sys.argv = [f"imgrec {command}", *rest]  # Hydra reads its overrides from sys.argv
     if command == "run":
-        from imgrec.run import main as run_main
+        from imgrec.run import cli as run_cli
 
-        run_main()
+        run_cli()
     else:
         from imgrec.predict import main as predict_main
 

@@ -30,3 +30,78 @@ def compose_config(output_dir: str | Path, overrides: Sequence[str] = ()) -> Dic
         cfg.paths.output_dir = str(output_dir)
     GlobalHydra.instance().clear()
     return cfg
+
+
+def _first_values(args: Sequence[str]) -> list[str]:
+    """The overrides with each sweep replaced by its first value (interval sweeps are dropped)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = []
+    for o in OverridesParser.create().parse_overrides(list(args)):
+        if o.key_or_group.startswith("hydra"):
+            continue
+        if not o.is_sweep_override():
+            lines.append(o.input_line)
+        elif o.is_discrete_sweep():
+            lines.append(f"{o.get_key_element()}={next(o.sweep_string_iterator())}")
+    return lines
+
+
+def _writable(folder: Path) -> str | None:
+    """Why ``folder`` cannot take run outputs, or None if it can."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
+def check_cli(args: Sequence[str]) -> None:
+    """Catch, before Hydra starts, what it reports without a way forward: a mistyped key (answered
+    with close matches and the valid keys) and an output folder that cannot be written. Anything
+    else is left to Hydra's own messages."""
+    import difflib
+
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+    from omegaconf import OmegaConf
+
+    from imgrec.errors import ImgrecError
+
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
+        return  # --cfg, --config-name ...: Hydra's own business
+    try:
+        overrides = _first_values([a for a in args if not a.startswith("-")])
+    except OverrideParseException:
+        return
+    resolvers.register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            try:
+                cfg = compose("config", overrides=overrides)
+            except ConfigCompositionException as err:
+                message = str(err.__cause__ or err)
+                keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+                full_key = next((k for k in keys if "." in k and f"full_key: {k}" in message), None)
+                if full_key is None or "not in struct" not in message:
+                    return
+                base = compose("config", overrides=[o for o in overrides if "." not in o.split("=", 1)[0]])
+                parent, _, leaf = full_key.rpartition(".")
+                node = OmegaConf.select(base, parent) if parent else base
+                if not OmegaConf.is_dict(node):
+                    return  # e.g. a key under a group set to null: Hydra's message says enough
+                valid = sorted(node.keys())
+                close = difflib.get_close_matches(leaf, valid, n=1)
+                hint = f"did you mean '{parent + '.' if parent else ''}{close[0]}'? " if close else ""
+                raise ImgrecError(f"unknown config key '{full_key}': {hint}valid keys under '{parent or '<root>'}': "
+                                  f"{', '.join(valid)} (prefix with + to add a new key)") from None
+    finally:
+        GlobalHydra.instance().clear()
+    log_dir = Path(str(cfg.paths.log_dir))
+    problem = _writable(log_dir)
+    if problem:
+        raise ImgrecError(f"paths.log_dir={log_dir}: cannot write run outputs there ({problem})")

@@ -63,3 +63,40 @@ def test_empty_dataset(tmp_path):
 
 def test_unknown_backbone(course, tmp_path):
     assert_one_line_error(run_on(course, tmp_path, "model.net.backbones.0.name=resnet9000"), "resnet9000")
+
+
+def test_mistyped_key_lists_the_valid_ones(tmp_path):
+    r = run_cli(["imgrec.run", f"paths.log_dir={tmp_path}", "trainer.max_epoch=3"], cwd=tmp_path)
+    assert_one_line_error(r, "unknown config key 'trainer.max_epoch'", "did you mean 'trainer.max_epochs'?",
+                          "min_epochs")
+
+
+def test_unknown_group_option_lists_the_choices(tmp_path):
+    r = run_cli(["imgrec.run", f"paths.log_dir={tmp_path}", "model=transfr"], cwd=tmp_path)
+    assert r.returncode != 0 and "Could not find 'model/transfr'" in r.stderr
+    assert "Available options" in r.stderr and "transfer" in r.stderr
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    r = run_cli(["imgrec.run", f"paths.log_dir={blocker / 'logs'}"], cwd=tmp_path)
+    assert_one_line_error(r, f"paths.log_dir={blocker / 'logs'}", "cannot write")
+
+
+def test_fewer_images_than_the_split_needs(tmp_path):
+    from imgrec.data.synthetic import make_synthetic, write_course_format
+
+    root = write_course_format(make_synthetic(5), tmp_path / "tiny")
+    assert_one_line_error(run_on(root, tmp_path), "dataset has 5 images", "too few for split")
+
+
+def test_label_without_train_positive_warns_and_metrics_stay_defined(course, tmp_path):
+    (course / "annotations" / "zz_unused.txt").write_text("")
+    r = run_on(course, tmp_path, "model.net.backbones.0.input_size=64", "data.num_workers=0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "no positive example in the train split for label(s): " in r.stderr and "zz_unused" in r.stderr
+    import json
+
+    metrics = json.loads(next((tmp_path / "logs").rglob("metrics.json")).read_text())["metrics"]
+    assert metrics["test/f1/zz_unused"] == metrics["test/f1/zz_unused"]  # not NaN
