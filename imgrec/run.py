@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgrec import resolvers
+from imgrec.config import CONF_DIR
 from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.features import FeatureDataModule
 from imgrec.errors import ImgrecError
@@ -39,7 +40,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")  # reads and checks every input before any model is built
     # The net's config as YAML text: plain data for the checkpoint, and not instantiated by Hydra.
     meta = {"net_config": OmegaConf.to_yaml(cfg.model.net, resolve=True),
-            "data_fingerprint": datamodule.data.fingerprint}
+            "data_fingerprint": datamodule.data.fingerprint,
+            "image_size": int(datamodule.data.images.shape[1])}  # predict decodes images at this size
     model = instantiate(cfg.model, label_names=datamodule.label_names, meta=meta)
     if cfg.cache.features and isinstance(model.net, TransferNet) and model.net.freeze:
         datamodule = FeatureDataModule(datamodule, model.net, cfg.cache.dir, cfg.cache.views)
@@ -60,6 +62,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint": best,
         "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
         "data_fingerprint": meta["data_fingerprint"],
+        "size": model.size,
     }
     write_json(out / "metrics.json", summary)
     log.info("test micro F1 %.4f (val %.4f), written to %s", metrics.get("test/f1_micro", float("nan")),
@@ -76,7 +79,7 @@ def user_error(err: BaseException) -> ImgrecError | None:
     return None
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     try:
         summary = train(cfg)

@@ -28,7 +28,9 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
         settings = [o for o in summary.get("overrides", []) if o not in shared]
         row: dict[str, Any] = {"run": path.parent.name, "settings": " ".join(settings)}
         row.update({c: summary["metrics"].get(c) for c in COLUMNS})
-        row.update({"epochs": summary.get("epochs"), "seconds": summary.get("seconds")})
+        size = summary.get("size", {})  # the model's, logged at start (imgrec.models.summary.model_size)
+        row.update({"params": size.get("params"), "trainable": size.get("trainable_params"),
+                    "epochs": summary.get("epochs"), "seconds": summary.get("seconds")})
         rows.append(row)
     return pd.DataFrame(rows)
 

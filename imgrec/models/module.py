@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from imgrec.metrics import build_metrics, build_per_class_f1
+from imgrec.models.summary import describe, format_size, model_size
+from imgrec.models.transfer import TransferNet, UnfreezeBackbones
+
+log = logging.getLogger(__name__)
 
 
 class MultiLabelModule(pl.LightningModule):
@@ -26,6 +31,8 @@ class MultiLabelModule(pl.LightningModule):
         meta = OmegaConf.to_container(meta, resolve=True) if isinstance(meta, DictConfig) else dict(meta or {})
         self.save_hyperparameters({"label_names": self.label_names, "meta": meta})
         self.net = net(num_classes=len(self.label_names))
+        self.hparams["meta"].update(describe(self.net))  # backbones, input sizes, normalisation: for predict
+        self.size = model_size(self.net)
         self.loss = loss if loss is not None else nn.BCEWithLogitsLoss()
         self.optimizer, self.scheduler = optimizer, scheduler
         n = len(self.label_names)
@@ -71,6 +78,17 @@ class MultiLabelModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
+
+    def on_fit_start(self) -> None:
+        log.info("model: %s", format_size(self.size))
+        for logger in self.loggers:
+            logger.log_hyperparams({"model_size": self.size})
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """Fine-tuning a transfer net: its backbones' freeze/unfreeze schedule and learning rate."""
+        if isinstance(self.net, TransferNet) and not self.net.freeze:
+            return [UnfreezeBackbones(self.net.frozen_epochs, self.net.backbone_lr_scale)]
+        return []
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer(params=[p for p in self.parameters() if p.requires_grad])

@@ -8,29 +8,52 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import BaseFinetuning
 from torch import nn
+from torch.optim import Optimizer
 
+from imgrec.errors import ImgrecError
 from imgrec.models.backbones import Backbone
 from imgrec.models.heads import Head
 
 
 class TransferNet(nn.Module):
+    """``freeze=True``: the backbones stay frozen (the study's setting; the feature cache applies).
+    ``freeze=False`` fine-tunes them at ``backbone_lr_scale`` times the head's learning rate, after
+    ``frozen_epochs`` epochs with them frozen (see :class:`UnfreezeBackbones`). ``input_size``, when
+    set, resizes the images to that size for every backbone (else each backbone's own)."""
+
     def __init__(self, backbones: Sequence[Backbone], num_classes: int, head: dict[str, Any] | None = None,
-                 freeze: bool = True) -> None:
+                 freeze: bool = True, input_size: int | None = None, frozen_epochs: int = 0,
+                 backbone_lr_scale: float = 0.1) -> None:
         super().__init__()
+        if frozen_epochs < 0 or backbone_lr_scale <= 0:
+            raise ImgrecError(f"model.net: frozen_epochs={frozen_epochs} must be >= 0 and "
+                              f"backbone_lr_scale={backbone_lr_scale} > 0")
         self.backbones = nn.ModuleList(backbones)
-        self.freeze = freeze
+        if input_size is not None:
+            for b in self.backbones:
+                b.input_size = int(input_size)
+        self.freeze, self.frozen_epochs, self.backbone_lr_scale = freeze, frozen_epochs, backbone_lr_scale
         self.num_features = sum(b.num_features for b in self.backbones)
         self.head = Head(self.num_features, num_classes, **(head or {}))
+        self.backbones_frozen = False
         if freeze:
-            self.backbones.requires_grad_(False)
-            self.backbones.eval()  # Lightning restores recorded per-module modes, so set it from the start
+            self.set_backbones_frozen(True)
+
+    def set_backbones_frozen(self, frozen: bool) -> None:
+        """Freeze or unfreeze the backbones: gradients and train/eval mode together. A frozen backbone is in
+        eval mode, so its batch-norm statistics stay pretrained. Lightning restores recorded per-module
+        modes rather than calling ``train()``, so the mode is set here, not only in :meth:`train`."""
+        self.backbones_frozen = frozen
+        self.backbones.requires_grad_(not frozen)
+        self.backbones.train(self.training and not frozen)
 
     def train(self, mode: bool = True) -> TransferNet:
-        """A frozen backbone stays in eval mode, so its batch-norm statistics stay pretrained."""
         super().train(mode)
-        if self.freeze:
+        if self.backbones_frozen:
             self.backbones.eval()
         return self
 
@@ -40,3 +63,27 @@ class TransferNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images (N, 3, H, W) or already-extracted features (N, num_features), as the feature cache gives."""
         return self.head(x if x.ndim == 2 else self.features(x))
+
+
+class UnfreezeBackbones(BaseFinetuning):
+    """Fine-tuning schedule of a :class:`TransferNet` (``pl_module.net``): backbones frozen before training
+    (the optimizer starts with the head only), unfrozen at the start of epoch ``at_epoch`` and added to
+    the optimizer as a param group at ``lr_scale`` times the head's learning rate. Lightning's
+    ``BaseFinetuning`` records the param groups in checkpoints, so a resumed run gets them back."""
+
+    def __init__(self, at_epoch: int = 0, lr_scale: float = 0.1) -> None:
+        super().__init__()
+        self.at_epoch, self.lr_scale = at_epoch, lr_scale
+
+    def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
+        pl_module.net.set_backbones_frozen(True)
+
+    def finetune_function(self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer) -> None:
+        net: TransferNet = pl_module.net
+        if epoch < self.at_epoch or not net.backbones_frozen:
+            return
+        net.set_backbones_frozen(False)
+        in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        params = [p for p in net.backbones.parameters() if id(p) not in in_optimizer]
+        if params:  # a resumed run already has the backbone group back from the checkpoint
+            optimizer.add_param_group({"params": params, "lr": optimizer.param_groups[0]["lr"] * self.lr_scale})

@@ -1,0 +1,183 @@
+"""Predict a folder of images from a checkpoint: ``python -m imgrec.predict ckpt=<file> input=<folder> out=<folder>``.
+
+Writes into ``out``:
+
+- ``results.txt``, the course's submission file: one row per image (``im<N>.jpg`` in numeric order,
+  then other names), one 0/1 column per label in the checkpoint's label order, as
+  ``np.savetxt(path, y, fmt='%d')``;
+- ``predictions.csv``: file name, the probability of each label, the predicted label names;
+- ``metrics.json`` when ``input`` is a course-format folder with ``annotations/``: micro F1 and more.
+
+The checkpoint carries all it needs (``hyper_parameters``: ``label_names`` and ``meta``): the net's
+config, rebuilt with pretrained weights off since the checkpoint holds the weights; per backbone its
+input size and normalisation; the size images were decoded at; thresholds (``meta["thresholds"]``,
+one per label, when tuned ones were stored; else 0.5).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from sklearn.metrics import precision_recall_fscore_support
+from torch import nn
+
+from imgrec.config import CONF_DIR
+from imgrec.data.images import decode_images
+from imgrec.data.readers import list_images, read_course
+from imgrec.errors import ImgrecError
+from imgrec.io import write_json, write_text
+from imgrec.models.summary import backbones_of
+from imgrec.run import user_error
+
+log = logging.getLogger(__name__)
+
+META_KEYS = ("net_config", "input_sizes", "normalisation", "image_size")
+
+
+@dataclass
+class Predictor:
+    net: nn.Module
+    label_names: list[str]
+    thresholds: np.ndarray  # one per label
+    image_size: int  # images are decoded at this size, as in training
+
+    @torch.inference_mode()
+    def probabilities(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """``(N, H, W, 3)`` uint8 -> ``(N, labels)`` probabilities."""
+        chunks = [torch.sigmoid(self.net(torch.from_numpy(images[i:i + batch_size]).permute(0, 3, 1, 2)))
+                  for i in range(0, len(images), batch_size)]
+        return torch.cat(chunks).float().numpy()
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """Rebuild the net of an ``imgrec.run`` checkpoint, loaded with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImgrecError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors alike: not a checkpoint we can read safely
+        raise ImgrecError(f"{path}: not a readable checkpoint ({type(err).__name__})") from err
+    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    labels, meta = hparams.get("label_names"), hparams.get("meta", {})
+    missing = [k for k in META_KEYS if k not in meta]
+    if not labels or missing or "state_dict" not in ckpt:
+        raise ImgrecError(f"{path}: not an imgrec checkpoint with what predict needs "
+                          f"(missing: {', '.join(missing) or 'label_names or state_dict'})")
+    net = rebuild_net(meta, len(labels))
+    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    net.load_state_dict(state)
+    thresholds = np.asarray(meta.get("thresholds", [0.5] * len(labels)), dtype=np.float32)
+    if thresholds.shape != (len(labels),):
+        raise ImgrecError(f"{path}: {thresholds.size} thresholds for {len(labels)} labels")
+    return Predictor(net.eval(), list(labels), thresholds, int(meta["image_size"]))
+
+
+def rebuild_net(meta: dict, num_classes: int) -> nn.Module:
+    """The net from its stored config, with no pretrained weights to fetch, then the stored input sizes
+    and normalisation (a backbone built without weights may default to others)."""
+    cfg = OmegaConf.create(meta["net_config"])
+    for backbone in cfg.get("backbones") or []:
+        backbone.pretrained, backbone.checkpoint = False, None
+    net = instantiate(cfg)(num_classes=num_classes)
+    backbones = backbones_of(net)
+    if len(backbones) != len(meta["input_sizes"]):
+        raise ImgrecError(f"checkpoint describes {len(meta['input_sizes'])} backbone(s), its net has {len(backbones)}")
+    for b, size, norm in zip(backbones, meta["input_sizes"], meta["normalisation"]):
+        b.input_size = int(size)
+        b.mean.copy_(torch.tensor(norm["mean"]).view_as(b.mean))
+        b.std.copy_(torch.tensor(norm["std"]).view_as(b.std))
+    return net
+
+
+@dataclass
+class Inputs:
+    images: np.ndarray
+    names: list[str]
+    targets: np.ndarray | None  # with annotations: in the checkpoint's label order
+
+
+def read_inputs(folder: str | Path, predictor: Predictor, on_bad_image: str = "error") -> Inputs:
+    """A folder of images, or a course-format folder (``images/``, and ``annotations/`` whose labels must
+    be the checkpoint's)."""
+    folder = Path(folder)
+    if (folder / "annotations").is_dir():
+        data = read_course(folder, predictor.image_size, True, on_bad_image)
+        if sorted(data.label_names) != sorted(predictor.label_names):
+            extra = sorted(set(data.label_names) - set(predictor.label_names))
+            lacking = sorted(set(predictor.label_names) - set(data.label_names))
+            raise ImgrecError(f"{folder / 'annotations'}: labels differ from the checkpoint's "
+                              f"(not in the checkpoint: {extra or 'none'}; missing: {lacking or 'none'})")
+        order = [data.label_names.index(name) for name in predictor.label_names]
+        return Inputs(data.images, data.names, data.targets[:, order])
+    image_dir = folder / "images" if (folder / "images").is_dir() else folder
+    paths = list_images(image_dir)
+    if not paths:
+        raise ImgrecError(f"{image_dir}: no image files")
+    images, kept, _ = decode_images(paths, predictor.image_size, True, on_bad_image)
+    if not kept:
+        raise ImgrecError(f"{image_dir}: no readable images")
+    return Inputs(images, [paths[i].name for i in kept], None)
+
+
+def write_predictions(out: Path, inputs: Inputs, probs: np.ndarray, predictor: Predictor) -> np.ndarray:
+    """``results.txt``, ``predictions.csv`` (and ``metrics.json`` with targets) in ``out``; returns the 0/1 matrix."""
+    predicted = (probs > predictor.thresholds).astype(int)
+    buffer = io.StringIO()
+    np.savetxt(buffer, predicted, fmt="%d")
+    write_text(out / "results.txt", buffer.getvalue())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file", *(f"p_{name}" for name in predictor.label_names), "labels"])
+    for name, p, row in zip(inputs.names, probs, predicted):
+        labels = " ".join(label for label, on in zip(predictor.label_names, row) if on)
+        writer.writerow([name, *(f"{v:.6f}" for v in p), labels])
+    write_text(out / "predictions.csv", buffer.getvalue())
+    if inputs.targets is not None:
+        precision, recall, f1, _ = precision_recall_fscore_support(inputs.targets, predicted, average="micro",
+                                                                   zero_division=0)
+        write_json(out / "metrics.json", {"f1_micro": float(f1), "precision": float(precision),
+                                          "recall": float(recall), "images": len(predicted)})
+        log.info("micro F1 %.4f (precision %.4f, recall %.4f) on %d labelled images", f1, precision, recall,
+                 len(predicted))
+    return predicted
+
+
+def predict(cfg: DictConfig) -> np.ndarray:
+    for key in ("ckpt", "input"):
+        if OmegaConf.is_missing(cfg, key):
+            raise ImgrecError(f"{key}=... is required: python -m imgrec.predict ckpt=<file> input=<folder> "
+                              "out=<folder>")
+    predictor = load_predictor(cfg.ckpt)
+    inputs = read_inputs(cfg.input, predictor, cfg.on_bad_image)
+    probs = predictor.probabilities(inputs.images, cfg.batch_size)
+    out = Path(cfg.out)
+    predicted = write_predictions(out, inputs, probs, predictor)
+    log.info("%d images, %d labels: wrote %s and %s", len(predicted), len(predictor.label_names),
+             out / "results.txt", out / "predictions.csv")
+    return predicted
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
+def main(cfg: DictConfig) -> None:
+    try:
+        predict(cfg)
+    except Exception as exc:
+        err = user_error(exc)
+        if err is None:
+            raise
+        log.error("%s", err)
+        raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()
