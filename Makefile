@@ -31,6 +31,18 @@ test-all: install ## Run every test, slow ones included
 bench: install ## Run the benchmarks on ../shared/data (long on a CPU), print the ratios, write bench/out/*.json
 	$(PY) -m bench
 
+notebooks: install ## Execute notebooks/*.ipynb with nbmake (on the embedded data; a few minutes)
+	$(PY) -m pytest -q --nbmake notebooks/*.ipynb
+
+strip-notebooks: install ## Clear notebook outputs before committing (a test checks they are stripped)
+	$(PY) notebooks/strip_outputs.py
+
+experiment: install ## Regenerate one committed reference run: make experiment NAME=synthetic_lite0 (see experiments/)
+	$(PY) experiments/reference.py $(NAME)
+
+experiments: install ## Regenerate every reference run in experiments/ (the idl2020 one needs ../shared/data)
+	$(PY) experiments/reference.py synthetic_lite0 synthetic_missing_labels idl2020_dev_lite0
+
 lint: install ## Lint with ruff
 	$(VENV)/bin/ruff check imgrec tests bench
 
@@ -38,4 +50,4 @@ clean: ## Remove run outputs, caches and build leftovers (keeps .venv)
 	rm -rf logs wandb outputs multirun .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install run test test-all bench lint clean
+.PHONY: help install run test test-all bench notebooks strip-notebooks experiment experiments lint clean

@@ -17,11 +17,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgrec import resolvers
+from imgrec.analysis.run_report import report_run
 from imgrec.config import CONF_DIR
 from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.features import FeatureDataModule
 from imgrec.errors import ImgrecError
+from imgrec.evaluation import evaluate_best
 from imgrec.io import write_json
+from imgrec.metrics import check_optimized_metric
 from imgrec.models.transfer import TransferNet
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then validate and test the best checkpoint. Returns the run summary also written to disk."""
     out = Path(cfg.paths.output_dir)
+    check_optimized_metric(cfg.optimized_metric)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule: MultiLabelDataModule = instantiate(cfg.data)
     datamodule.setup("fit")  # reads and checks every input before any model is built
@@ -52,9 +56,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer.fit(model, datamodule=datamodule)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     ckpt = best or None
-    metrics: dict[str, float] = {}
-    metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
-    metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
+    evaluation = evaluate_best(trainer, model, datamodule, ckpt, cfg.thresholds.min_support)
+    metrics = evaluation.metrics
+    evaluation.save(out / "predictions.npz")
+    if cfg.report.enabled:
+        report_run(out, evaluation, datamodule, trainer, cfg)
     summary = {
         "metrics": {k: float(v) for k, v in metrics.items()},
         "epochs": trainer.current_epoch,
@@ -62,6 +68,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint": best,
         "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
         "data_fingerprint": meta["data_fingerprint"],
+        "thresholds": evaluation.thresholds.as_meta(),
         "size": model.size,
     }
     write_json(out / "metrics.json", summary)

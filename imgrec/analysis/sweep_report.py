@@ -11,11 +11,13 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from imgrec.analysis.sweep_compare import write_sweep_report
 from imgrec.io import write_text
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["val/f1_micro", "val/precision", "val/recall", "test/f1_micro", "test/precision", "test/recall"]
+COLUMNS += ["test_tuned/f1_micro", "test/map"]  # at the thresholds fitted on val; mean average precision
 
 
 def collect(sweep_dir: Path) -> pd.DataFrame:
@@ -35,7 +37,7 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_results(sweep_dir: Path) -> pd.DataFrame:
+def write_results(sweep_dir: Path, metric: str = "val/f1_micro") -> pd.DataFrame:
     table = collect(sweep_dir)
     if table.empty:
         log.warning("no finished runs in %s", sweep_dir)
@@ -44,9 +46,10 @@ def write_results(sweep_dir: Path) -> pd.DataFrame:
     markdown = table.to_markdown(index=False, floatfmt=".4f")
     write_text(sweep_dir / "results.md", markdown + "\n")
     print(f"\nResults ({sweep_dir}):\n{markdown}\n", flush=True)
+    write_sweep_report(sweep_dir, table, metric)  # report.md: + per-label F1 heatmap, best run's analysis
     return table
 
 
 class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        write_results(Path(config.hydra.sweep.dir))
+        write_results(Path(config.hydra.sweep.dir), config.optimized_metric)

@@ -10,8 +10,9 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torchmetrics import MetricCollection
 
-from imgrec.metrics import build_metrics, build_per_class_f1
+from imgrec.metrics import build_metrics, build_per_class_f1, thresholded_metrics
 from imgrec.models.summary import describe, format_size, model_size
 from imgrec.models.transfer import TransferNet, UnfreezeBackbones
 
@@ -20,7 +21,11 @@ log = logging.getLogger(__name__)
 
 class MultiLabelModule(pl.LightningModule):
     """``net`` is a factory taking ``num_classes`` (a Hydra ``_partial_``), so the label count comes
-    from the data. ``meta`` is what a checkpoint must carry to predict (net config, data fingerprint...)."""
+    from the data. ``meta`` is what a checkpoint must carry to predict (net config, data fingerprint...).
+
+    Tuned decision thresholds, once set (:meth:`set_thresholds`, or ``meta["thresholds"]`` of a loaded
+    checkpoint), are applied in test beside 0.5: ``test_tuned/f1_micro`` next to ``test/f1_micro``.
+    The last val/test epoch's probabilities and targets are kept for reports (:meth:`outputs`)."""
 
     def __init__(self, net: Callable[..., nn.Module], optimizer: Callable[..., torch.optim.Optimizer],
                  label_names: list[str], loss: nn.Module | None = None,
@@ -39,6 +44,9 @@ class MultiLabelModule(pl.LightningModule):
         self.val_metrics = build_metrics(n).clone(prefix="val/")
         self.test_metrics = build_metrics(n).clone(prefix="test/")
         self.val_f1_per_class, self.test_f1_per_class = build_per_class_f1(n), build_per_class_f1(n)
+        self.test_tuned_metrics = MetricCollection(thresholded_metrics(n)).clone(prefix="test_tuned/")
+        self.thresholds: torch.Tensor | None = None
+        self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -58,14 +66,45 @@ class MultiLabelModule(pl.LightningModule):
         probs, targets = torch.sigmoid(logits), y.int()
         metrics.update(probs, targets)
         per_class.update(probs, targets)
+        self._outputs[stage].append((probs.detach().float().cpu(), targets.detach().cpu()))
+        if stage == "test" and self.thresholds is not None:
+            self.test_tuned_metrics.update((probs > self.thresholds.to(probs.device)).int(), targets)
 
     def _eval_epoch_end(self, stage: str) -> None:
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         per_class = self.val_f1_per_class if stage == "val" else self.test_f1_per_class
-        self.log_dict(metrics.compute(), prog_bar=stage == "val")
+        for name, value in metrics.compute().items():  # the bar shows a few of the many metrics
+            self.log(name, value, prog_bar=name in ("val/f1_micro", "val/f1_macro", "val/map"))
         self.log_dict({f"{stage}/f1/{name}": v for name, v in zip(self.label_names, per_class.compute())})
         metrics.reset()
         per_class.reset()
+        if stage == "test" and self.thresholds is not None:
+            self.log_dict(self.test_tuned_metrics.compute())
+            self.test_tuned_metrics.reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self._outputs["val"] = []
+
+    def on_test_epoch_start(self) -> None:
+        self._outputs["test"] = []
+
+    def outputs(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities and int targets of the last ``stage`` ("val"/"test") epoch, in loader order."""
+        pairs = self._outputs[stage]
+        if not pairs:
+            raise RuntimeError(f"no {stage} outputs: run trainer.validate/test first")
+        return torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs])
+
+    def set_thresholds(self, thresholds: list[float], global_threshold: float) -> None:
+        """Apply per-label thresholds in test, and record them in ``meta`` for later checkpoints."""
+        self.thresholds = torch.tensor(thresholds, dtype=torch.float32)
+        self.hparams["meta"].update({"thresholds": [float(t) for t in thresholds],
+                                     "global_threshold": float(global_threshold)})
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = checkpoint.get("hyper_parameters", {}).get("meta", {})
+        if "thresholds" in meta:
+            self.set_thresholds(meta["thresholds"], meta["global_threshold"])
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")

@@ -1,0 +1,177 @@
+"""One run's report: ``report.md`` and, under ``report/``, the PNG figures and CSV tables behind it.
+
+Everything is computed from the saved val/test outputs (``predictions.npz``, an
+:class:`~imgrec.evaluation.Evaluation`), so a report can be rebuilt from a run folder alone; images
+for the galleries are optional.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imgrec.analysis import plots
+from imgrec.analysis.errors import caption, mislabels, worst_images, wrong_label_distribution
+from imgrec.analysis.label_issues import candidate_missing_labels
+from imgrec.analysis.scores import binarize, per_class, summary
+from imgrec.data.stats import cooccurrence
+from imgrec.evaluation import Evaluation
+from imgrec.io import write_text
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = "report"
+# Section heading that sweep reports copy from their best run.
+ERROR_ANALYSIS = "## Error analysis"
+
+
+@dataclass
+class RunReport:
+    path: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Path] = field(default_factory=dict)
+
+
+def markdown(table: pd.DataFrame, floatfmt: str = ".3f", index: bool = False) -> str:
+    return table.to_markdown(index=index, floatfmt=floatfmt)
+
+
+def summary_table(ev: Evaluation) -> pd.DataFrame:
+    """Val at 0.5, and test at 0.5, at the global and at the per-label thresholds, side by side."""
+    t = ev.thresholds
+    columns = {
+        "val @ 0.5": summary(ev.val.probs, ev.val.targets),
+        "test @ 0.5": summary(ev.test.probs, ev.test.targets),
+        f"test @ global {t.global_threshold:.2f}": summary(ev.test.probs, ev.test.targets, t.global_threshold),
+        "test @ per-label": summary(ev.test.probs, ev.test.targets, t.per_class),
+    }
+    return pd.DataFrame(columns).rename_axis("metric")
+
+
+def per_class_table(ev: Evaluation, split: str) -> pd.DataFrame:
+    outputs = getattr(ev, split)
+    table = per_class(outputs.probs, outputs.targets, ev.thresholds.per_class, ev.label_names)
+    table.insert(3, "own_threshold", ev.thresholds.fitted)
+    return table
+
+
+def write_run_report(out_dir: str | Path, ev: Evaluation, images: np.ndarray | None, context: dict[str, Any],
+                     min_support: int, gallery_size: int = 12) -> RunReport:
+    """``images`` are the dataset's images (indexed like ``ev.names``), or None for no galleries.
+    ``context`` rows (run, data, checkpoint...) head the report."""
+    out_dir = Path(out_dir)
+    rep = RunReport(out_dir / "report.md")
+    fig_dir = out_dir / REPORT_DIR
+    test = ev.test
+    preds = binarize(test.probs, ev.thresholds.per_class)
+    names = [ev.names[i] for i in test.indices]
+
+    def figure(name: str, fig: Any) -> str:
+        rep.figures[name] = plots.save(fig, fig_dir / f"{name}.png")
+        return f"![{name}]({REPORT_DIR}/{name}.png)"
+
+    def table(name: str, df: pd.DataFrame, index: bool = False) -> None:
+        rep.tables[name] = df.reset_index() if index else df
+        write_text(fig_dir / f"{name}.csv", df.to_csv(index=index))
+
+    table("summary", summary_table(ev), index=True)
+    table("per_label_test", per_class_table(ev, "test"))
+    table("per_label_val", per_class_table(ev, "val"))
+    table("mislabels", mislabels(preds, test.targets, ev.label_names))
+    table("wrong_labels_per_image", wrong_label_distribution(preds, test.targets).to_frame(), index=True)
+    candidates = candidate_missing_labels(test.probs, test.targets, ev.thresholds.per_class, ev.label_names, names)
+    table("missing_label_candidates", candidates.drop(columns="row"))
+    cooc_targets, cooc_preds = cooccurrence(test.targets, ev.label_names), cooccurrence(preds, ev.label_names)
+    table("cooccurrence_targets", cooc_targets, index=True)
+    table("cooccurrence_predictions", cooc_preds, index=True)
+
+    no_label_accuracy = 1 - float(test.targets.mean())
+    md = ["# Run report", "", markdown(pd.DataFrame(list(context.items()), columns=["", ""])), "",
+          "## Metrics", "",
+          "Selection metric and thresholds use the val split only; test is measured once, at 0.5 and at the "
+          "thresholds fitted on val.", "",
+          markdown(summary_table(ev), floatfmt=".4f", index=True), "",
+          f"Accuracy is shown for completeness only: predicting no label at all scores {no_label_accuracy:.4f} "
+          "on test. Samples-averaged scores count an image with no true and no predicted label as 1. "
+          "mAP averages AP over the labels with at least one positive in the split.", "",
+          "## Thresholds", "",
+          f"Fitted on the val outputs of the best checkpoint and stored in it (`meta.thresholds`): global "
+          f"{ev.thresholds.global_threshold:.3f} (maximises val micro F1); per label, the threshold maximising "
+          f"that label's val F1 where val has at least {min_support} positives "
+          f"({int(ev.thresholds.fitted.sum())} of {len(ev.label_names)} labels), else the global one.", "",
+          "## Per label (test)", "",
+          "Precision, recall and F1 at the label's tuned threshold; `f1_at_0.5` at 0.5.", "",
+          markdown(rep.tables["per_label_test"]), "",
+          figure("f1_per_label", plots.per_class_f1_bars(rep.tables["per_label_test"])), "",
+          figure("pr_curves", plots.pr_curves(test.probs, test.targets, ev.label_names, ev.thresholds.per_class,
+                                              rep.tables["per_label_test"]["ap"].tolist())), "",
+          "## Per label (val)", "", markdown(rep.tables["per_label_val"]), "",
+          f"{ERROR_ANALYSIS} (test, tuned thresholds)", "",
+          "### Mislabels per label", "", "Mislabelled = false positives + false negatives; the 2x2 table of "
+          "each label is TP, FP, FN, TN.", "", markdown(rep.tables["mislabels"]), "",
+          "### Wrong labels per image", "",
+          markdown(wrong_label_distribution(preds, test.targets).to_frame().T, index=True), "",
+          figure("wrong_labels_per_image", plots.counts_bars(wrong_label_distribution(preds, test.targets),
+                                                             "wrong labels per image")), ""]
+    if images is not None:
+        worst = worst_images(test.probs, preds, test.targets, gallery_size)
+        md += ["### Images with the most wrong labels", "", "Captions: true labels : predicted labels.", "",
+               figure("worst_images", plots.gallery([images[test.indices[r]] for r in worst],
+                                                    [caption(test.targets[r], preds[r], ev.label_names)
+                                                     for r in worst])), ""]
+    n_flagged = int(candidates["cleanlab"].sum())
+    md += ["### Candidate missing labels", "",
+           f"{len(candidates)} negatives (annotated without the label) that the model predicts above the label's "
+           f"threshold or that cleanlab's confident learning flags ({n_flagged}), most confident first. "
+           f"Review them in `{REPORT_DIR}/missing_label_candidates.csv` (fill in `verdict`).", "",
+           markdown(candidates.drop(columns=["row", "verdict"]).head(15), floatfmt=".3f"), ""]
+    if images is not None and len(candidates):
+        top = candidates.head(gallery_size)
+        md += [figure("missing_label_candidates", plots.gallery(
+            [images[test.indices[r]] for r in top["row"]],
+            [f"{lab}? p={p:.2f} | given: {given}" for lab, p, given in
+             zip(top["label"], top["probability"], top["given_labels"])])), ""]
+    md += ["### Label co-occurrence", "",
+           "Images carrying both labels, in the targets and in the predictions (diagonal: the label's count).", "",
+           figure("cooccurrence", plots.cooccurrence_pair(cooc_targets, cooc_preds)), ""]
+    write_text(rep.path, "\n".join(md))
+    log.info("report: %s", rep.path)
+    return rep
+
+
+def log_to_wandb(rep: RunReport, loggers: list[Any]) -> None:
+    """The report's tables as ``wandb.Table`` and its figures as ``wandb.Image``, through every
+    Lightning WandbLogger among ``loggers`` (nothing when W&B is off)."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        for name, df in rep.tables.items():
+            logger.log_table(key=f"report/{name}", dataframe=df)
+        for name, path in rep.figures.items():
+            logger.log_image(key=f"report/{name}", images=[str(path)])
+
+
+def report_run(out_dir: Path, ev: Evaluation, datamodule: Any, trainer: Any, cfg: Any) -> RunReport:
+    """The report of a finished ``imgrec.run``: context from the trainer and data, images from the
+    image datamodule (a FeatureDataModule keeps it as ``.images``)."""
+    images_dm = getattr(datamodule, "images", datamodule)
+    data, split = images_dm.data, images_dm.split
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    context = {
+        "run": str(out_dir),
+        "data": f"{len(data)} images, {data.num_classes} labels; train {len(split.train)} "
+                f"({len(images_dm.train_indices)} after balancing), val {len(split.val)}, test {len(split.test)}",
+        "data fingerprint": data.fingerprint,
+        "selection": f"best `{cfg.optimized_metric}` over {trainer.current_epoch} epochs",
+        "checkpoint": f"`{Path(best).name}` (thresholds stored in it)" if best else "none (last weights)",
+    }
+    rep = write_run_report(out_dir, ev, data.images, context, cfg.thresholds.min_support, cfg.report.gallery)
+    log_to_wandb(rep, trainer.loggers)
+    return rep

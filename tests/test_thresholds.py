@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import f1_score
+
+from imgrec.errors import ImgrecError
+from imgrec.thresholds import best_f1_threshold, fit_thresholds, write_to_checkpoint
+
+
+def case(seed: int, n: int = 400, c: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, c)) < np.linspace(0.02, 0.4, c)).astype(int)
+    p = np.clip(y * rng.uniform(0.1, 0.5, c) + rng.random((n, c)) * 0.6, 0, 1).round(2)  # rounding makes ties
+    return y, p
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_best_threshold_reaches_the_best_f1_of_any_cut(seed):
+    y, p = case(seed)
+    for j in range(y.shape[1]):
+        t, f1 = best_f1_threshold(p[:, j], y[:, j])
+        assert np.isclose(f1, f1_score(y[:, j], p[:, j] > t))
+        candidates = np.r_[np.unique(p[:, j]), -1.0]
+        brute = max(f1_score(y[:, j], p[:, j] > c, zero_division=0) for c in candidates)
+        assert np.isclose(f1, brute)
+        assert t not in p[:, j]  # midway between scores, never on one
+
+
+def test_global_threshold_maximises_micro_f1():
+    y, p = case(7)
+    th = fit_thresholds(p, y, min_support=1)
+    micro = f1_score(y, (p > th.global_threshold).astype(int), average="micro")
+    assert all(micro >= f1_score(y, (p > c).astype(int), average="micro") - 1e-12 for c in np.linspace(0, 1, 101))
+
+
+def test_rare_labels_fall_back_to_the_global_threshold():
+    y, p = case(1)
+    support = y.sum(0)
+    min_support = int(np.sort(support)[2])  # the two rarest labels fall below it
+    th = fit_thresholds(p, y, min_support)
+    assert (th.fitted == (support >= min_support)).all() and (~th.fitted).sum() == 2
+    assert np.allclose(th.per_class[~th.fitted], th.global_threshold)
+    own = [best_f1_threshold(p[:, j], y[:, j])[0] for j in np.flatnonzero(th.fitted)]
+    assert np.allclose(th.per_class[th.fitted], own)
+    with pytest.raises(ImgrecError, match="min_support"):
+        fit_thresholds(p, y, 0)
+
+
+def test_thresholds_written_into_a_checkpoint(tmp_path):
+    y, p = case(2)
+    th = fit_thresholds(p, y, 5)
+    path = tmp_path / "best.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "hyper_parameters": {"meta": {"net_config": "x"}}}, path)
+    write_to_checkpoint(path, th)
+    ckpt = torch.load(path, weights_only=True)
+    meta = ckpt["hyper_parameters"]["meta"]
+    assert meta["net_config"] == "x" and meta["thresholds"] == [float(t) for t in th.per_class]
+    assert meta["global_threshold"] == th.global_threshold and torch.equal(ckpt["state_dict"]["w"], torch.ones(2))
+    assert [f.name for f in tmp_path.iterdir()] == ["best.ckpt"]  # no temp file left
