@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 
+from imgrec.distributed import gather_in_order
 from imgrec.models.module import MultiLabelModule
 from imgrec.thresholds import Thresholds, fit_thresholds, write_to_checkpoint
 
@@ -57,8 +58,8 @@ class Evaluation:
                        metrics or {})
 
 
-def _split_outputs(model: MultiLabelModule, stage: str, indices: np.ndarray) -> SplitOutputs:
-    probs, targets = model.outputs(stage)
+def _split_outputs(trainer: pl.Trainer, model: MultiLabelModule, stage: str, indices: np.ndarray) -> SplitOutputs:
+    probs, targets = (gather_in_order(trainer, t, len(indices)) for t in model.outputs(stage))  # all ranks' rows
     if len(probs) != len(indices):
         raise RuntimeError(f"{stage}: {len(probs)} outputs for {len(indices)} images (a loader drops rows?)")
     return SplitOutputs(probs.numpy().astype(np.float32), targets.numpy().astype(np.uint8),
@@ -72,12 +73,13 @@ def evaluate_best(trainer: pl.Trainer, model: MultiLabelModule, datamodule: pl.L
     images = getattr(datamodule, "images", datamodule)
     metrics: dict[str, float] = {}
     metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0])
-    val = _split_outputs(model, "val", images.split.val)
+    val = _split_outputs(trainer, model, "val", images.split.val)
     thresholds = fit_thresholds(val.probs, val.targets, min_support)  # val only: test never sets a threshold
     model.set_thresholds(thresholds.as_meta()["thresholds"], thresholds.global_threshold)
-    if ckpt_path:  # test reloads this file, so it must carry the thresholds test applies
+    if ckpt_path and trainer.is_global_zero:  # test reloads this file, so it must carry the thresholds test applies
         write_to_checkpoint(ckpt_path, thresholds)
+    trainer.strategy.barrier("thresholds")  # under DDP, no rank reloads it before they are written
     metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0])
-    test = _split_outputs(model, "test", images.split.test)
+    test = _split_outputs(trainer, model, "test", images.split.test)
     return Evaluation(list(model.label_names), list(images.data.names), val, test, thresholds,
                       {k: float(v) for k, v in metrics.items()})

@@ -21,6 +21,7 @@ from imgrec.analysis.run_report import report_run
 from imgrec.config import CONF_DIR
 from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.features import FeatureDataModule
+from imgrec.distributed import end_job
 from imgrec.errors import ImgrecError
 from imgrec.evaluation import evaluate_best
 from imgrec.io import write_json
@@ -58,9 +59,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ckpt = best or None
     evaluation = evaluate_best(trainer, model, datamodule, ckpt, cfg.thresholds.min_support)
     metrics = evaluation.metrics
-    evaluation.save(out / "predictions.npz")
-    if cfg.report.enabled:
-        report_run(out, evaluation, datamodule, trainer, cfg)
+    if trainer.is_global_zero:  # every rank has the same (synced) metrics and gathered outputs
+        evaluation.save(out / "predictions.npz")
+        if cfg.report.enabled:
+            report_run(out, evaluation, datamodule, trainer, cfg)
     summary = {
         "metrics": {k: float(v) for k, v in metrics.items()},
         "epochs": trainer.current_epoch,
@@ -71,7 +73,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "thresholds": evaluation.thresholds.as_meta(),
         "size": model.size,
     }
-    write_json(out / "metrics.json", summary)
+    if trainer.is_global_zero:
+        write_json(out / "metrics.json", summary)
     log.info("test micro F1 %.4f (val %.4f), written to %s", metrics.get("test/f1_micro", float("nan")),
              metrics.get("val/f1_micro", float("nan")), out)
     return summary
@@ -101,6 +104,7 @@ def main(cfg: DictConfig) -> float | None:
 
         if "wandb" in sys.modules:  # always close the W&B run, even on a crash
             sys.modules["wandb"].finish()
+        end_job()  # DDP: the next run of a sweep in this process starts its own ranks
     return summary["metrics"].get(cfg.optimized_metric)
 
 

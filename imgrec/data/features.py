@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -95,10 +96,15 @@ class FeatureDataModule(pl.LightningDataModule):
                                    desc=f"features {transform} view {v + 1}/{views}"))
         features = torch.stack(stacked, dim=1)  # (n, views, F)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")  # processes that extract at once never share it
         save_file({"features": features.contiguous()}, tmp)
         tmp.replace(path)
         return features
+
+    def prepare_data(self) -> None:
+        """Lightning calls this in one process per node before ``setup`` in all: under DDP one process
+        extracts, and the other ranks' ``setup`` reads what it cached."""
+        self.setup()
 
     def setup(self, stage: str | None = None) -> None:
         if self.plain is not None:

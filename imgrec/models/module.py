@@ -54,13 +54,14 @@ class MultiLabelModule(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss = self.loss(self(x), y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y),
+                 sync_dist=True)  # under DDP: the mean over all ranks, as torchmetrics does itself
         return loss
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
         logits = self(x)
-        self.log(f"{stage}/loss", self.loss(logits, y), on_epoch=True, batch_size=len(y))
+        self.log(f"{stage}/loss", self.loss(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         per_class = self.val_f1_per_class if stage == "val" else self.test_f1_per_class
         probs, targets = torch.sigmoid(logits), y.int()

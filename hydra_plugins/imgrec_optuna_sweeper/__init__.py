@@ -1,0 +1,1 @@
+"""imgrec's Hydra sweeper plugins (Hydra only loads plugins from the ``hydra_plugins`` namespace)."""
