@@ -24,7 +24,6 @@ import torch
 import torch.distributed as dist
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.strategies.launchers import subprocess_script
-from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 # What Lightning's launcher sets in the launching process (and OMP_NUM_THREADS, set right after).
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "OMP_NUM_THREADS")
@@ -88,12 +87,6 @@ def end_job() -> None:
             os.environ[key] = value
     torch.set_num_threads(threads)
     _before_launch = None
-
-
-def is_global_zero() -> bool:
-    """Rank 0, or the only process: the one that writes a run's files. Lightning knows the rank from
-    the environment before ``fit`` and from the process group after."""
-    return rank_zero_only.rank == 0
 
 
 def gather_in_order(trainer: pl.Trainer, rows: torch.Tensor, n: int) -> torch.Tensor:

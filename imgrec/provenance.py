@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from imgrec.io import write_json, write_text
 
@@ -38,6 +39,7 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+@rank_zero_only  # under DDP every rank runs the whole run: one writes its records
 def write_provenance(out: Path, cfg: DictConfig, data_fingerprint: str) -> None:
     own = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # Hydra keeps its own in .hydra/
     write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(own, resolve=True))
