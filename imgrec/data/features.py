@@ -43,12 +43,15 @@ def feature_key(net: TransferNet, data_fingerprint: str, transform: str) -> str:
 
 
 @torch.no_grad()
-def extract(net: TransferNet, images: ImageSet, batch_size: int, desc: str) -> torch.Tensor:
-    """Pooled features of every item of ``images`` in order, with a progress bar."""
+def extract(net: TransferNet, images: ImageSet, batch_size: int, desc: str, bf16: bool = False) -> torch.Tensor:
+    """Pooled features of every item of ``images`` in order, on the net's device, with a progress bar."""
     device = next(net.parameters()).device
     net.eval()
-    loader = DataLoader(images, batch_size=batch_size, shuffle=False)
-    chunks = [net.features(x.to(device)).float().cpu() for x, _ in tqdm(loader, desc=desc, unit="batch")]
+    loader = DataLoader(images, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
+    chunks = []
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for x, _ in tqdm(loader, desc=desc, unit="batch"):
+            chunks.append(net.features(x.to(device, non_blocking=True)).float().cpu())
     return torch.cat(chunks)
 
 
@@ -88,12 +91,20 @@ class FeatureDataModule(pl.LightningDataModule):
         if path.is_file():
             log.info("features: cache hit %s", path)
             return load_file(path)["features"]
+        trainer = self.trainer  # extract where training will run (a GPU when there is one)
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        bf16 = trainer is not None and "bf16" in str(trainer.precision)
+        home = next(self.net.parameters()).device
+        self.net.to(device)
         stacked = []
-        for v in range(views):
-            if augment is not None:
-                augment.set_random_seed(torch.initial_seed() + v)
-            stacked.append(extract(self.net, ImageSet(data, indices, augment), self.images.batch_size,
-                                   desc=f"features {transform} view {v + 1}/{views}"))
+        try:
+            for v in range(views):
+                if augment is not None:
+                    augment.set_random_seed(torch.initial_seed() + v)
+                stacked.append(extract(self.net, ImageSet(data, indices, augment), self.images.batch_size,
+                                       desc=f"features {transform} view {v + 1}/{views}", bf16=bf16))
+        finally:
+            self.net.to(home)
         features = torch.stack(stacked, dim=1)  # (n, views, F)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")  # processes that extract at once never share it
