@@ -5,7 +5,10 @@ reader -> split -> augment/balance -> loader -> model -> metrics -> ``metrics.js
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,12 +16,13 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgrec import resolvers
 from imgrec.analysis.run_report import report_run
-from imgrec.config import CONF_DIR
+from imgrec.config import CONF_DIR, check_cli
 from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.features import FeatureDataModule
 from imgrec.distributed import end_job
@@ -26,7 +30,9 @@ from imgrec.errors import ImgrecError
 from imgrec.evaluation import evaluate_best
 from imgrec.io import write_json
 from imgrec.metrics import check_optimized_metric
+from imgrec.models.export import export_safetensors
 from imgrec.models.transfer import TransferNet
+from imgrec.provenance import write_provenance
 
 log = logging.getLogger(__name__)
 resolvers.register()
@@ -43,18 +49,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule: MultiLabelDataModule = instantiate(cfg.data)
     datamodule.setup("fit")  # reads and checks every input before any model is built
+    write_provenance(out, cfg, datamodule.data.fingerprint)
     # The net's config as YAML text: plain data for the checkpoint, and not instantiated by Hydra.
     meta = {"net_config": OmegaConf.to_yaml(cfg.model.net, resolve=True),
             "data_fingerprint": datamodule.data.fingerprint,
             "image_size": int(datamodule.data.images.shape[1])}  # predict decodes images at this size
-    model = instantiate(cfg.model, label_names=datamodule.label_names, meta=meta)
+    loss = instantiate(cfg.loss)
+    if isinstance(loss, functools.partial):  # a data-dependent loss (pos_weight) gets the train targets
+        loss = loss(train_targets=datamodule.data.targets[datamodule.train_indices])
+    model = instantiate(cfg.model, label_names=datamodule.label_names, meta=meta, loss=loss)
     if cfg.cache.features and isinstance(model.net, TransferNet) and model.net.freeze:
         datamodule = FeatureDataModule(datamodule, model.net, cfg.cache.dir, cfg.cache.views)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
 
     start = time.time()
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path or ("last" if cfg.resume else None))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     ckpt = best or None
     evaluation = evaluate_best(trainer, model, datamodule, ckpt, cfg.thresholds.min_support)
@@ -68,16 +78,39 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "seconds": round(time.time() - start, 2),
         "checkpoint": best,
-        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "overrides": task_overrides(),
         "data_fingerprint": meta["data_fingerprint"],
         "thresholds": evaluation.thresholds.as_meta(),
         "size": model.size,
     }
     if trainer.is_global_zero:
-        write_json(out / "metrics.json", summary)
+        if best:
+            export_safetensors(best, out / "model.safetensors")
+        write_json(out / "metrics.json", summary)  # last: its presence marks the run finished
     log.info("test micro F1 %.4f (val %.4f), written to %s", metrics.get("test/f1_micro", float("nan")),
              metrics.get("val/f1_micro", float("nan")), out)
     return summary
+
+
+def task_overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def finished(out: Path) -> dict[str, Any] | None:
+    """The summary of a run that already finished in ``out`` (its ``metrics.json`` is the completion
+    marker), so a restarted sweep skips it. A finished run of another configuration is an error."""
+    marker = out / "metrics.json"
+    if not marker.is_file():
+        return None
+    summary = json.loads(marker.read_text())
+    if summary.get("overrides") != task_overrides():
+        raise ImgrecError(f"{out}: holds a finished run of other overrides {summary.get('overrides')}; "
+                          "use a new folder")
+    return summary
+
+
+def is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def user_error(err: BaseException) -> ImgrecError | None:
@@ -91,22 +124,39 @@ def user_error(err: BaseException) -> ImgrecError | None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    out = Path(cfg.paths.output_dir)
     try:
-        summary = train(cfg)
+        summary = finished(out)
+        if summary is not None:
+            log.info("%s: already finished (metrics.json), skipping", out)
+        else:
+            (out / "failed.json").unlink(missing_ok=True)
+            summary = train(cfg)
     except Exception as exc:
         err = user_error(exc)
+        if is_multirun():  # record the failure; the sweep goes on and its table shows it
+            write_json(out / "failed.json", {"error": str(err or repr(exc)), "overrides": task_overrides()})
+            log.exception("run failed: %s", err or exc)
+            return None
         if err is None:
             raise
         log.error("%s", err)
         raise SystemExit(f"error: {err}") from None
     finally:
-        import sys
-
         if "wandb" in sys.modules:  # always close the W&B run, even on a crash
             sys.modules["wandb"].finish()
         end_job()  # DDP: the next run of a sweep in this process starts its own ranks
     return summary["metrics"].get(cfg.optimized_metric)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command line: check overrides and the output folder first, then Hydra runs :func:`main`."""
+    try:
+        check_cli(sys.argv[1:])
+    except ImgrecError as err:
+        raise SystemExit(f"error: {err}") from None
     main()
+
+
+if __name__ == "__main__":
+    cli()

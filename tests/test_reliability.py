@@ -133,3 +133,16 @@ def test_wandb_api_key_never_written(tmp_path):
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_exported_weights_are_safetensors(tmp_path):
+    from safetensors import safe_open
+
+    summary = train(compose_cfg(tmp_path, ["trainer.max_epochs=2", "loss=pos_weight"]))
+    with safe_open(str(tmp_path / "run" / "model.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+        assert json.loads(meta["label_names"])[0] == "bow" and "thresholds" in meta
+        assert any(k.startswith("head.") for k in f.keys())
+    state = torch.load(summary["checkpoint"], weights_only=True)["state_dict"]
+    assert torch.equal(state["net.head.0.weight"], safe_open(str(tmp_path / "run" / "model.safetensors"),
+                                                             framework="pt").get_tensor("head.0.weight"))

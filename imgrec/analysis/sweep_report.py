@@ -21,15 +21,18 @@ COLUMNS += ["test_tuned/f1_micro", "test/map"]  # at the thresholds fitted on va
 
 
 def collect(sweep_dir: Path) -> pd.DataFrame:
-    """One row per finished run; ``settings`` lists only the overrides that differ between runs."""
-    paths = sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: (len(p.parent.name), p.parent.name))
+    """One row per run, finished (``metrics.json``) or failed (``failed.json``); ``settings`` lists only
+    the overrides that differ between runs."""
+    paths = sorted([*sweep_dir.glob("*/metrics.json"), *sweep_dir.glob("*/failed.json")],
+                   key=lambda p: (len(p.parent.name), p.parent.name))
     summaries = [json.loads(path.read_text()) for path in paths]
     shared = set.intersection(*(set(s.get("overrides", [])) for s in summaries)) if len(summaries) > 1 else set()
     rows = []
     for path, summary in zip(paths, summaries):
         settings = [o for o in summary.get("overrides", []) if o not in shared]
-        row: dict[str, Any] = {"run": path.parent.name, "settings": " ".join(settings)}
-        row.update({c: summary["metrics"].get(c) for c in COLUMNS})
+        row: dict[str, Any] = {"run": path.parent.name, "settings": " ".join(settings),
+                               "status": "failed: " + summary["error"] if "error" in summary else "ok"}
+        row.update({c: summary.get("metrics", {}).get(c) for c in COLUMNS})
         size = summary.get("size", {})  # the model's, logged at start (imgrec.models.summary.model_size)
         row.update({"params": size.get("params"), "trainable": size.get("trainable_params"),
                     "epochs": summary.get("epochs"), "seconds": summary.get("seconds")})
@@ -51,5 +54,10 @@ def write_results(sweep_dir: Path, metric: str = "val/f1_micro") -> pd.DataFrame
 
 
 class SweepReport(Callback):
+    """Writes the table when a sweep ends, then exits non-zero if any run failed."""
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        write_results(Path(config.hydra.sweep.dir), config.optimized_metric)
+        table = write_results(Path(config.hydra.sweep.dir), config.optimized_metric)
+        failed = int((table["status"] != "ok").sum()) if not table.empty else 0
+        if failed:
+            raise SystemExit(f"error: {failed} of {len(table)} runs failed (see the status column)")
