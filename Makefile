@@ -41,7 +41,7 @@ experiment: install ## Regenerate one committed reference run: make experiment N
 	$(PY) experiments/reference.py $(NAME)
 
 experiments: install ## Regenerate every reference run in experiments/ (the idl2020 one needs ../shared/data)
-	$(PY) experiments/reference.py synthetic_lite0 synthetic_missing_labels idl2020_dev_lite0
+	$(PY) experiments/reference.py synthetic_lite0 synthetic_missing_labels synthetic_preproc_sweep idl2020_dev_lite0
 
 lint: install ## Lint with ruff
 	$(VENV)/bin/ruff check imgrec tests bench

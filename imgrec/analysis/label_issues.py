@@ -24,7 +24,8 @@ def cleanlab_missing(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
     labels = [list(np.flatnonzero(row)) for row in targets]
     with warnings.catch_warnings():  # rare labels: "may not flag all label issues in class ..."
         warnings.simplefilter("ignore")
-        flagged = np.asarray(find_multilabel_issues_per_class(labels, np.asarray(probs, dtype=np.float64)))
+        # n_jobs=1: cleanlab's process pool costs more than it saves on a few thousand rows
+        flagged = np.asarray(find_multilabel_issues_per_class(labels, np.asarray(probs, dtype=np.float64), n_jobs=1))
     return flagged & ~targets
 
 

@@ -83,7 +83,8 @@ def write_run_report(out_dir: str | Path, ev: Evaluation, images: np.ndarray | N
     table("per_label_test", per_class_table(ev, "test"))
     table("per_label_val", per_class_table(ev, "val"))
     table("mislabels", mislabels(preds, test.targets, ev.label_names))
-    table("wrong_labels_per_image", wrong_label_distribution(preds, test.targets).to_frame(), index=True)
+    wrong = wrong_label_distribution(preds, test.targets)
+    table("wrong_labels_per_image", wrong.to_frame(), index=True)
     candidates = candidate_missing_labels(test.probs, test.targets, ev.thresholds.per_class, ev.label_names, names)
     table("missing_label_candidates", candidates.drop(columns="row"))
     cooc_targets, cooc_preds = cooccurrence(test.targets, ev.label_names), cooccurrence(preds, ev.label_names)
@@ -95,7 +96,7 @@ def write_run_report(out_dir: str | Path, ev: Evaluation, images: np.ndarray | N
           "## Metrics", "",
           "Selection metric and thresholds use the val split only; test is measured once, at 0.5 and at the "
           "thresholds fitted on val.", "",
-          markdown(summary_table(ev), floatfmt=".4f", index=True), "",
+          markdown(rep.tables["summary"].set_index("metric"), floatfmt=".4f", index=True), "",
           f"Accuracy is shown for completeness only: predicting no label at all scores {no_label_accuracy:.4f} "
           "on test. Samples-averaged scores count an image with no true and no predicted label as 1. "
           "mAP averages AP over the labels with at least one positive in the split.", "",
@@ -115,9 +116,8 @@ def write_run_report(out_dir: str | Path, ev: Evaluation, images: np.ndarray | N
           "### Mislabels per label", "", "Mislabelled = false positives + false negatives; the 2x2 table of "
           "each label is TP, FP, FN, TN.", "", markdown(rep.tables["mislabels"]), "",
           "### Wrong labels per image", "",
-          markdown(wrong_label_distribution(preds, test.targets).to_frame().T, index=True), "",
-          figure("wrong_labels_per_image", plots.counts_bars(wrong_label_distribution(preds, test.targets),
-                                                             "wrong labels per image")), ""]
+          markdown(wrong.to_frame().T, index=True), "",
+          figure("wrong_labels_per_image", plots.counts_bars(wrong, "wrong labels per image")), ""]
     if images is not None:
         worst = worst_images(test.probs, preds, test.targets, gallery_size)
         md += ["### Images with the most wrong labels", "", "Captions: true labels : predicted labels.", "",

@@ -43,8 +43,8 @@ def error_analysis_section(run_dir: Path, link_prefix: str) -> str:
     start = text.find(ERROR_ANALYSIS)
     if start < 0:
         return ""
-    section = text[start:].replace(ERROR_ANALYSIS, "### Error analysis of the best run", 1)
-    section = re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", section, flags=re.M)  # one level down
+    section = re.sub(r"^(#+) ", r"#\1 ", text[start:], flags=re.M)  # one level down, under "Best run"
+    section = section.replace(f"#{ERROR_ANALYSIS}", f"#{ERROR_ANALYSIS} of the best run", 1)
     return section.replace(f"]({REPORT_DIR}/", f"]({link_prefix}/{REPORT_DIR}/").replace(
         f"`{REPORT_DIR}/", f"`{link_prefix}/{REPORT_DIR}/")
 

@@ -145,7 +145,7 @@ def make_synthetic(n_images: int = 1200, seed: int = 0, drop_rate: float = 0.0, 
         rng = np.random.default_rng([seed, i])
         labels = sample_labels(rng)
         images[i] = draw_image(labels, rng, image_size)
-        for name in labels:
+        for name in sorted(labels):  # a set: its order changes with the process (PYTHONHASHSEED)
             if rng.random() >= drop_rate:
                 targets[i, column[name]] = 1
     return Dataset(images, targets, list(LABELS), [f"im{i + 1}.jpg" for i in range(n_images)])

@@ -23,6 +23,7 @@ def test_sweep_report_compares_runs_and_shows_the_best(tmp_path):
     assert list(table["test_tuned/f1_micro"]) == [0.6, 0.8]
     text = (tmp_path / "report.md").read_text()
     assert "## Best run: 1 (x=b)" in text and "`val/f1_micro` = 0.8000" in text
-    assert "#### Mislabels per label" in text and "run 1" in text and "run 0" not in text
+    assert "### Error analysis of the best run (test)" in text and "#### Mislabels per label" in text
+    assert "run 1" in text and "run 0" not in text
     assert "](1/report/worst_images.png)" in text  # links into the best run's folder
     assert "![test F1 per label](f1_per_label.png)" in text and (tmp_path / "f1_per_label.png").stat().st_size > 0

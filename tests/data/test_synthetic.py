@@ -42,3 +42,15 @@ def test_course_format_round_trip(tmp_path):
     assert back.label_names == d.label_names and back.names == d.names
     assert np.array_equal(back.targets, d.targets)
     assert np.abs(back.images.astype(int) - d.images).mean() < 6  # JPEG
+
+
+def test_dropped_labels_are_the_same_in_every_process():
+    """The labels a drop_rate removes depend on the seed only, not on the process's string hashing."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from imgrec.data.synthetic import make_synthetic; print(make_synthetic(150, 0, 0.3).fingerprint)"
+    prints = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
+                             capture_output=True, text=True, check=True).stdout for seed in ("1", "2")}
+    assert len(prints) == 1, prints
