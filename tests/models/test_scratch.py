@@ -5,7 +5,8 @@ from hydra.utils import instantiate
 from imgrec.errors import ImgrecError
 from imgrec.models.scratch import InceptionBlock, ResidualBlock, ScratchNet
 from imgrec.models.summary import model_size
-from tests.conftest import compose_cfg
+from imgrec.run import train
+from tests.conftest import compose_cfg, most_frequent_f1
 
 
 def images(n: int = 2, size: int = 48) -> torch.Tensor:
@@ -74,3 +75,13 @@ def test_bad_stage_is_one_line(stage, message):
     with pytest.raises(ImgrecError) as err:
         ScratchNet(2, stem={"width": 4}, stages=[stage])
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_scratch_small_learns(tmp_path):
+    cfg = compose_cfg(tmp_path, ["+arch=scratch_small", "data.n_images=600"])
+    summary = train(cfg)
+    dm = instantiate(cfg.data)
+    dm.setup()
+    baseline = most_frequent_f1(dm.data.targets[dm.split.test])
+    assert summary["metrics"]["test/f1_micro"] > baseline + 0.15, (summary["metrics"]["test/f1_micro"], baseline)

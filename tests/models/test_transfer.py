@@ -68,8 +68,8 @@ def test_finetuning_warms_up_frozen_then_trains_the_backbone_at_a_lower_lr(tmp_p
     loader = DataLoader(TensorDataset(x, (torch.rand(16, 2) > 0.5).float()), batch_size=8)
     spy = Spy()
     before = next(module.net.backbones.parameters()).detach().clone()
-    trainer = pl.Trainer(max_epochs=3, callbacks=[spy], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    trainer = pl.Trainer(max_epochs=3, callbacks=[spy], logger=False, enable_progress_bar=False,
+                         num_sanity_val_steps=0, default_root_dir=tmp_path)
     trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
     train = [s for s in spy.seen if "lrs" in s]
     assert train[0] == {"train": False, "grad": False, "lrs": [1e-3]}  # warm-up: frozen, in eval mode
@@ -77,6 +77,11 @@ def test_finetuning_warms_up_frozen_then_trains_the_backbone_at_a_lower_lr(tmp_p
         assert epoch["train"] and epoch["grad"] and epoch["lrs"] == pytest.approx([1e-3, 1e-4])
     assert not any(s["val_bn_train"] for s in spy.seen if "val_bn_train" in s)  # validation: eval mode
     assert torch.equal(spy.weights[0], before) and not torch.equal(spy.weights[2], spy.weights[1])
+    # the checkpoint records the backbone's param group for a resumed run, and loads safely
+    ckpt = torch.load(trainer.checkpoint_callback.last_model_path or trainer.checkpoint_callback.best_model_path,
+                      weights_only=True)
+    groups = ckpt["callbacks"]["UnfreezeBackbones"]["internal_optimizer_metadata"][0]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-4])
 
 
 def test_frozen_transfer_keeps_backbones_out_of_training():
