@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from hydra.utils import instantiate
 
 from imgrec.run import train
@@ -18,12 +20,25 @@ def test_frozen_transfer_learns(cfg_tiny, tmp_path):
     assert (run / "checkpoints" / "last.ckpt").is_file() and summary["checkpoint"].endswith(".ckpt")
 
 
-def test_feature_cache_equals_full_path(tmp_path):
-    """Same seed, no augmentation: training on cached features gives the uncached path's metrics."""
+@pytest.mark.parametrize("extra", [[], ["model=ensemble", "balance=sampler"]], ids=["lite0", "ensemble_sampler"])
+def test_feature_cache_equals_full_path(tmp_path, extra):
+    """Same seed, no augmentation: training on cached features gives the uncached path's metrics,
+    for one backbone and for an ensemble drawn by sampler weights."""
     runs = {}
     for cached in (True, False):
         cfg = compose_cfg(tmp_path / str(cached), [f"cache.features={cached}", "trainer.max_epochs=3",
-                                                   "data.n_images=160"])
+                                                   "data.n_images=160", *extra])
         runs[cached] = train(cfg)["metrics"]
     for key in ("val/f1_micro", "test/f1_micro", "test/loss"):
         assert abs(runs[True][key] - runs[False][key]) < 1e-4, key
+
+
+def test_ensemble_reuses_its_members_cached_features(tmp_path):
+    """Features are cached per backbone: after a Lite0 run, the Lite0 + Lite2 ensemble extracts Lite2 only."""
+    common = ["trainer.max_epochs=1", "data.n_images=160", f"paths.cache_dir={tmp_path / 'cache'}"]
+    train(compose_cfg(tmp_path / "single", common))
+    features = tmp_path / "cache" / "features"
+    single = set(features.glob("*.safetensors"))
+    train(compose_cfg(tmp_path / "ensemble", [*common, "model=ensemble"]))
+    assert len(single) == 1 and single < set(features.glob("*.safetensors"))
+    assert len(list(features.glob("*.safetensors"))) == 2

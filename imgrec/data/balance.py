@@ -41,3 +41,29 @@ class Oversampler:
             counts += y[pick]
         log.info("oversampled train split from %d to %d images", len(indices), len(indices) + n_add)
         return np.concatenate([indices, indices[added]])
+
+
+class SamplerWeights:
+    """Balance by the sampler instead of copies: every epoch draws as many train images as there are,
+    with replacement, image ``i`` with probability proportional to its repeat factor
+    ``r_i = max(1, max over its labels c of sqrt(threshold / f_c))``, ``f_c`` being the fraction of
+    train images carrying label ``c`` (LVIS repeat-factor sampling, Gupta et al. 2019). Unlabelled
+    images count as one more class. Labels rarer than ``threshold`` are drawn more often, by the
+    square root of their rarity, so a rare label's few images are not repeated hundreds of times.
+    """
+
+    def __init__(self, threshold: float = 0.1) -> None:
+        if not 0 < threshold <= 1:
+            raise ValueError(f"balance.threshold={threshold}: must be in (0, 1]")
+        self.threshold = threshold
+
+    def __call__(self, indices: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """One sampling weight per entry of ``indices`` (its repeat factor)."""
+        y = targets[indices].astype(bool)
+        y = np.concatenate([y, ~y.any(1, keepdims=True)], axis=1)  # unlabelled: a class of its own
+        freq = y.mean(0)
+        factor = np.sqrt(self.threshold / np.where(freq > 0, freq, 1.0))
+        weights = np.maximum(1.0, np.where(y, factor, 0.0).max(1))
+        log.info("sampler weights: repeat factors from %.2f to %.2f (threshold %.3g)",
+                 weights.min(), weights.max(), self.threshold)
+        return weights

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from imgrec.data.balance import Oversampler
+from imgrec.data.balance import Oversampler, SamplerWeights
 from imgrec.data.readers import read_course, read_table
 from imgrec.data.record import Dataset
 from imgrec.data.sampler import EpochShuffleSampler
@@ -48,7 +48,7 @@ class MultiLabelDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, split: RandomSplit, augment: A.BasicTransform | None = None,
-                 balance: Oversampler | None = None, batch_size: int = 64, num_workers: int = 2,
+                 balance: Oversampler | SamplerWeights | None = None, batch_size: int = 64, num_workers: int = 2,
                  pin_memory: bool = True) -> None:
         super().__init__()
         self.splitter, self.augment, self.balance = split, augment, balance
@@ -56,6 +56,7 @@ class MultiLabelDataModule(pl.LightningDataModule):
         self.data: Dataset | None = None
         self.split: Split | None = None
         self.train_indices: np.ndarray | None = None
+        self.train_weights: np.ndarray | None = None  # per train_indices entry, with balance=sampler
 
     def setup(self, stage: str | None = None) -> None:
         if self.data is not None:
@@ -64,13 +65,17 @@ class MultiLabelDataModule(pl.LightningDataModule):
         if len(data) == 0:
             raise ImgrecError("dataset is empty: no images were read")
         split = self.splitter(data.targets)
-        train = split.train if self.balance is None else self.balance(split.train, data.targets)
+        train, weights = split.train, None
+        if isinstance(self.balance, SamplerWeights):
+            weights = self.balance(train, data.targets)
+        elif self.balance is not None:
+            train = self.balance(train, data.targets)
         missing = [name for name, c in zip(data.label_names, data.targets[split.train].sum(0)) if c == 0]
         if missing:
             log.warning("no positive example in the train split for label(s): %s", ", ".join(missing))
         log.info("data: %d images, %d labels; train %d (%d after balancing), val %d, test %d",
                  len(data), data.num_classes, len(split.train), len(train), len(split.val), len(split.test))
-        self.data, self.split, self.train_indices = data, split, train
+        self.data, self.split, self.train_indices, self.train_weights = data, split, train, weights
 
     def read(self) -> Dataset:
         raise NotImplementedError
@@ -83,9 +88,10 @@ class MultiLabelDataModule(pl.LightningDataModule):
     def _loader(self, indices: np.ndarray, train: bool) -> DataLoader:
         assert self.data is not None, "call setup() first"
         workers = self.num_workers
+        sampler = EpochShuffleSampler(len(indices), torch.initial_seed(), weights=self.train_weights) if train else None
         return DataLoader(
             ImageSet(self.data, indices, self.augment if train else None), batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(indices), torch.initial_seed()) if train else None,
+            sampler=sampler,
             num_workers=workers, persistent_workers=workers > 0,
             pin_memory=self.pin_memory and torch.cuda.is_available())
 

@@ -1,7 +1,7 @@
 """The frozen-backbone fast path: compute pooled features once, then train the head on them.
 
-Features are cached on disk under a content key (pixels, labels, backbone weights, input size,
-augmentation and number of views), so a changed image, backbone or preprocessing never reuses
+Features are cached on disk per backbone under a content key (pixels, labels, backbone weights, input
+size, augmentation and number of views), so a changed image, backbone or preprocessing never reuses
 stale features, while the runs of a sweep that share them compute them once.
 """
 
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from imgrec.data.datamodule import ImageSet, MultiLabelDataModule
 from imgrec.data.sampler import EpochShuffleSampler
+from imgrec.models.backbones import Backbone
 from imgrec.models.transfer import TransferNet
 
 log = logging.getLogger(__name__)
@@ -35,23 +36,22 @@ def weights_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def feature_key(net: TransferNet, data_fingerprint: str, transform: str) -> str:
-    h = hashlib.sha256(f"{data_fingerprint}|{transform}".encode())
-    for b in net.backbones:
-        h.update(f"|{b.name}|{b.input_size}|{weights_digest(b)}".encode())
+def feature_key(backbone: Backbone, data_fingerprint: str, transform: str) -> str:
+    h = hashlib.sha256(f"{data_fingerprint}|{transform}|{backbone.name}|{backbone.input_size}|".encode())
+    h.update(weights_digest(backbone).encode())
     return h.hexdigest()[:24]
 
 
 @torch.no_grad()
-def extract(net: TransferNet, images: ImageSet, batch_size: int, desc: str, bf16: bool = False) -> torch.Tensor:
-    """Pooled features of every item of ``images`` in order, on the net's device, with a progress bar."""
-    device = next(net.parameters()).device
-    net.eval()
+def extract(backbone: Backbone, images: ImageSet, batch_size: int, desc: str, bf16: bool = False) -> torch.Tensor:
+    """Pooled features of every item of ``images`` in order, on the backbone's device, with a progress bar."""
+    device = next(backbone.parameters()).device
+    backbone.eval()
     loader = DataLoader(images, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
     chunks = []
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for x, _ in tqdm(loader, desc=desc, unit="batch"):
-            chunks.append(net.features(x.to(device, non_blocking=True)).float().cpu())
+            chunks.append(backbone(x.to(device, non_blocking=True)).float().cpu())
     return torch.cat(chunks)
 
 
@@ -85,26 +85,34 @@ class FeatureDataModule(pl.LightningDataModule):
         self.train_views: torch.Tensor | None = None
 
     def _cached(self, transform: str, indices: np.ndarray, augment: object, views: int) -> torch.Tensor:
+        """``(len(indices), views, num_features)``: each backbone's features, concatenated in the net's
+        order (as :meth:`TransferNet.features` does). Each backbone is cached on its own, so an
+        ensemble reuses the features its members' single-backbone runs computed."""
+        return torch.cat([self._cached_backbone(b, transform, indices, augment, views) for b in self.net.backbones],
+                         dim=-1)
+
+    def _cached_backbone(self, backbone: Backbone, transform: str, indices: np.ndarray, augment: object,
+                         views: int) -> torch.Tensor:
         data = self.images.data
-        key = feature_key(self.net, data.fingerprint + hashlib.sha256(indices.tobytes()).hexdigest(), transform)
+        key = feature_key(backbone, data.fingerprint + hashlib.sha256(indices.tobytes()).hexdigest(), transform)
         path = self.cache_dir / "features" / f"{key}.safetensors"
         if path.is_file():
-            log.info("features: cache hit %s", path)
+            log.info("features: cache hit %s (%s)", path, backbone.name)
             return load_file(path)["features"]
         trainer = self.trainer  # extract where training will run (a GPU when there is one)
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         bf16 = trainer is not None and "bf16" in str(trainer.precision)
-        home = next(self.net.parameters()).device
-        self.net.to(device)
+        home = next(backbone.parameters()).device
+        backbone.to(device)
         stacked = []
         try:
             for v in range(views):
                 if augment is not None:
                     augment.set_random_seed(torch.initial_seed() + v)
-                stacked.append(extract(self.net, ImageSet(data, indices, augment), self.images.batch_size,
-                                       desc=f"features {transform} view {v + 1}/{views}", bf16=bf16))
+                stacked.append(extract(backbone, ImageSet(data, indices, augment), self.images.batch_size,
+                                       desc=f"features {backbone.name} {transform} view {v + 1}/{views}", bf16=bf16))
         finally:
-            self.net.to(home)
+            backbone.to(home)
         features = torch.stack(stacked, dim=1)  # (n, views, F)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")  # processes that extract at once never share it
@@ -137,7 +145,7 @@ class FeatureDataModule(pl.LightningDataModule):
         else:  # rows of the augmented views are the unique train images, in order
             unique = np.unique(self.images.split.train)
             dataset = FeatureSet(self.train_views, targets[unique], np.searchsorted(unique, train))
-        sampler = EpochShuffleSampler(len(dataset), torch.initial_seed(), dataset.views)
+        sampler = EpochShuffleSampler(len(train), torch.initial_seed(), dataset.views, self.images.train_weights)
         return DataLoader(dataset, batch_size=self.images.batch_size, sampler=sampler)
 
     def _eval_loader(self, indices: np.ndarray) -> DataLoader:

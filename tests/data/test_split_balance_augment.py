@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from imgrec.data.augment import _NormalDraws, study_pipeline
-from imgrec.data.balance import Oversampler
+from imgrec.data.balance import Oversampler, SamplerWeights
 from imgrec.data.datamodule import SyntheticDataModule
+from imgrec.data.sampler import EpochShuffleSampler
 from imgrec.data.split import RandomSplit
 from imgrec.data.synthetic import make_synthetic
 from imgrec.errors import ImgrecError
@@ -60,3 +61,35 @@ def test_only_train_is_augmented_and_balanced():
     assert dm.val_dataloader().dataset.augment is None and dm.test_dataloader().dataset.augment is None
     x, _ = next(iter(dm.val_dataloader()))
     assert np.array_equal(x[0].permute(1, 2, 0).numpy(), dm.data.images[dm.split.val[0]])
+
+
+def test_sampler_weights_draw_rare_labels_more_and_are_seeded():
+    d = make_synthetic(1500, seed=5)
+    idx = np.arange(len(d))
+    weights = SamplerWeights(threshold=0.1)(idx, d.targets)
+    freq = d.targets.mean(0)
+    rare, common = int(np.argmin(freq)), int(np.argmax(freq))
+    assert freq[rare] < 0.02 and freq[common] > 0.1
+    holders = d.targets[:, rare] == 1
+    assert np.allclose(weights[holders], np.sqrt(0.1 / freq[rare]))  # the rarest label's repeat factor
+    only_common = (d.targets[:, common] == 1) & (d.targets.sum(1) == 1)
+    assert np.all(weights[only_common] == 1.0)  # labels above the threshold are not repeated
+
+    sampler = EpochShuffleSampler(len(idx), seed=3, weights=weights)
+    epoch0 = list(sampler)
+    assert len(epoch0) == len(idx) and epoch0 == list(sampler)  # same (seed, epoch), same draw
+    sampler.set_epoch(1)
+    assert list(sampler) != epoch0
+    drawn = np.concatenate([epoch0, list(sampler)])
+    expected = 2 * len(idx) * weights[holders].sum() / weights.sum()
+    assert abs(holders[drawn].sum() - expected) < 4 * np.sqrt(expected)  # drawn in proportion to the weights
+    assert holders[drawn].mean() > 2 * holders.mean()
+
+
+def test_sampler_weights_reach_the_train_loader_only():
+    dm = SyntheticDataModule(n_images=300, split=RandomSplit(seed=0), balance=SamplerWeights(0.2), batch_size=16,
+                             num_workers=0)
+    dm.setup()
+    assert len(dm.train_indices) == len(dm.split.train) and len(dm.train_weights) == len(dm.split.train)
+    assert np.array_equal(dm.train_dataloader().sampler.weights.numpy(), dm.train_weights)
+    assert dm.val_dataloader().sampler.__class__.__name__ == "SequentialSampler"
