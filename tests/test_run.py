@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from hydra.utils import instantiate
 
 from imgrec.run import train

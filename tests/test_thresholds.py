@@ -4,7 +4,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from imgrec.errors import ImgrecError
-from imgrec.thresholds import best_f1_threshold, fit_thresholds, write_to_checkpoint
+from imgrec.thresholds import best_f1_threshold, cross_fitted_f1, fit_thresholds, write_to_checkpoint
 
 
 def case(seed: int, n: int = 400, c: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -57,3 +57,30 @@ def test_thresholds_written_into_a_checkpoint(tmp_path):
     assert meta["net_config"] == "x" and meta["thresholds"] == [float(t) for t in th.per_class]
     assert meta["global_threshold"] == th.global_threshold and torch.equal(ckpt["state_dict"]["w"], torch.ones(2))
     assert [f.name for f in tmp_path.iterdir()] == ["best.ckpt"]  # no temp file left
+
+
+def _scores(n: int, shifts: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels with 20% positives, scored by a noisy logit shifted per label (a label-specific best threshold)."""
+    rng = np.random.default_rng(seed)
+    y = rng.random((n, len(shifts))) < 0.2
+    logit = np.where(y, 1.0, -1.0) + rng.normal(0, 1.2, y.shape) + shifts
+    return 1 / (1 + np.exp(-logit)), y.astype(int)
+
+
+def test_cross_fitted_f1_scores_held_out_folds_like_sklearn():
+    probs, y = _scores(300, np.zeros(4), seed=0)
+    parts = np.array_split(np.random.default_rng(7).permutation(300), 3)
+    predicted = np.zeros_like(y)
+    for k, part in enumerate(parts):
+        rest = np.concatenate([p for j, p in enumerate(parts) if j != k])
+        predicted[part] = probs[part] > fit_thresholds(probs[rest], y[rest], 10).per_class
+    expected = f1_score(y, predicted, average="micro")
+    assert cross_fitted_f1(probs, y, 10, folds=3, seed=7) == pytest.approx(expected, abs=1e-9)
+
+
+def test_cross_fitted_f1_prefers_per_label_thresholds_only_when_labels_differ():
+    shifted, y = _scores(2000, np.array([-3.0, 0.0, 3.0, 0.0]), seed=1)
+    per_label, global_only = cross_fitted_f1(shifted, y, 10), cross_fitted_f1(shifted, y, 10**9)
+    assert per_label > global_only + 0.02
+    alike, y = _scores(2000, np.zeros(4), seed=1)
+    assert cross_fitted_f1(alike, y, 10) < cross_fitted_f1(alike, y, 10**9) + 0.01

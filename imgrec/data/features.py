@@ -110,7 +110,8 @@ class FeatureDataModule(pl.LightningDataModule):
                 if augment is not None:
                     augment.set_random_seed(torch.initial_seed() + v)
                 stacked.append(extract(backbone, ImageSet(data, indices, augment), self.images.batch_size,
-                                       desc=f"features {backbone.name} {transform} view {v + 1}/{views}", bf16=bf16))
+                                       desc=f"features {backbone.name} {'augmented' if augment else 'plain'} view {v + 1}/{views}",
+                                       bf16=bf16))
         finally:
             backbone.to(home)
         features = torch.stack(stacked, dim=1)  # (n, views, F)

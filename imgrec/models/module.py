@@ -13,7 +13,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 from imgrec.metrics import build_metrics, build_per_class_f1, thresholded_metrics
-from imgrec.models.summary import describe, format_size, model_size
+from imgrec.models.summary import backbones_of, describe, format_size, model_size
 from imgrec.models.transfer import TransferNet, UnfreezeBackbones
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,13 @@ class MultiLabelModule(pl.LightningModule):
 
     Tuned decision thresholds, once set (:meth:`set_thresholds`, or ``meta["thresholds"]`` of a loaded
     checkpoint), are applied in test beside 0.5: ``test_tuned/f1_micro`` next to ``test/f1_micro``.
-    The last val/test epoch's probabilities and targets are kept for reports (:meth:`outputs`)."""
+    The last val/test epoch's probabilities and targets are kept for reports (:meth:`outputs`).
+    ``channels_last`` and ``compile`` are the GPU switches of every backbone (:meth:`Backbone.speed_up`)."""
 
     def __init__(self, net: Callable[..., nn.Module], optimizer: Callable[..., torch.optim.Optimizer],
                  label_names: list[str], loss: nn.Module | None = None,
-                 scheduler: Callable[..., Any] | None = None, meta: dict[str, Any] | None = None) -> None:
+                 scheduler: Callable[..., Any] | None = None, meta: dict[str, Any] | None = None,
+                 channels_last: bool = False, compile: bool = False) -> None:
         super().__init__()
         # Plain containers only, so that checkpoints load with weights_only=True.
         self.label_names = [str(name) for name in label_names]
@@ -38,6 +40,8 @@ class MultiLabelModule(pl.LightningModule):
         self.net = net(num_classes=len(self.label_names))
         self.hparams["meta"].update(describe(self.net))  # backbones, input sizes, normalisation: for predict
         self.size = model_size(self.net)
+        for backbone in backbones_of(self.net):
+            backbone.speed_up(channels_last, compile)
         self.loss = loss if loss is not None else nn.BCEWithLogitsLoss()
         self.optimizer, self.scheduler = optimizer, scheduler
         n = len(self.label_names)
