@@ -104,14 +104,13 @@ class FeatureDataModule(pl.LightningDataModule):
         bf16 = trainer is not None and "bf16" in str(trainer.precision)
         home = next(backbone.parameters()).device
         backbone.to(device)
-        stacked = []
+        stacked, kind = [], "plain" if augment is None else "augmented"
         try:
             for v in range(views):
                 if augment is not None:
                     augment.set_random_seed(torch.initial_seed() + v)
                 stacked.append(extract(backbone, ImageSet(data, indices, augment), self.images.batch_size,
-                                       desc=f"features {backbone.name} {'augmented' if augment else 'plain'} view {v + 1}/{views}",
-                                       bf16=bf16))
+                                       desc=f"features {backbone.name} {kind} view {v + 1}/{views}", bf16=bf16))
         finally:
             backbone.to(home)
         features = torch.stack(stacked, dim=1)  # (n, views, F)
