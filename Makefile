@@ -43,11 +43,14 @@ experiment: install ## Regenerate one committed reference run: make experiment N
 experiments: install ## Regenerate every reference run in experiments/ (the idl2020 one needs ../shared/data)
 	$(PY) experiments/reference.py synthetic_lite0 synthetic_missing_labels synthetic_preproc_sweep idl2020_dev_lite0
 
+reproduce: install ## The study on ../shared/data/idl2020-dev: every run, then experiments/idl2020/REPORT.md (hours on a CPU; ARGS=trainer=gpu)
+	$(PY) -m experiments.idl2020.reproduce $(ARGS)
+
 lint: install ## Lint with ruff
-	$(VENV)/bin/ruff check imgrec tests bench
+	$(VENV)/bin/ruff check imgrec tests bench experiments
 
 clean: ## Remove run outputs, caches and build leftovers (keeps .venv)
 	rm -rf logs wandb outputs multirun .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install run test test-all bench notebooks strip-notebooks experiment experiments lint clean
+.PHONY: help install run test test-all bench notebooks strip-notebooks experiment experiments reproduce lint clean

@@ -7,7 +7,16 @@ import importlib
 
 from bench.common import OUT, Result, machine
 
-BENCHMARKS = ("feature_cache", "loading", "overhead", "backbone", "end_to_end")
+# name -> (module, keyword arguments of its run())
+BENCHMARKS = {
+    "feature_cache": ("feature_cache", {}),
+    "loading": ("loading", {}),
+    "overhead": ("overhead", {}),
+    "backbone": ("backbone", {}),
+    "end_to_end": ("end_to_end", {}),
+    "end_to_end_arch": ("end_to_end", {"experiment": "arch_sweep"}),  # the uncached side takes hours on a CPU
+    "make_run": ("end_to_end", {"make_run": True}),
+}
 
 
 def table(results: list[Result]) -> str:
@@ -27,13 +36,10 @@ def main() -> None:
     results = []
     for name in args.names:
         print(f"running {name} ...", flush=True)
-        result = importlib.import_module(f"bench.{name}").run(quick=args.quick)
+        module, kwargs = BENCHMARKS[name]
+        result = importlib.import_module(f"bench.{module}").run(quick=args.quick, **kwargs)
         result.save()
         results.append(result)
-        for extra in ("arch_sweep",) if name == "end_to_end" else ():
-            result = importlib.import_module("bench.end_to_end").run(quick=args.quick, experiment=extra)
-            result.save()
-            results.append(result)
     print(f"\nmachine: {machine()}\n{table(results)}\n(JSON in {OUT})")
 
 

@@ -1,0 +1,129 @@
+"""``make reproduce``: the study on ``../shared/data/idl2020-dev``, from the runs to ``REPORT.md``.
+
+Every step is a Hydra multirun of ``python -m imgrec.run`` into ``logs/idl2020/<step>/`` (checkpoints
+stay there, out of git). A run that finished (its ``metrics.json``) is skipped, so an interrupted
+reproduce continues where it stopped and a second one only rewrites the report. Frozen backbones
+train on cached features (``logs/cache``), so the runs of a backbone share one extraction.
+
+Steps: the preprocessing sweep; the architecture sweep (transfer, scratch, fine-tuning); balancing by
+oversampling, sampler weights or the loss; three seeds of the top frozen configurations and of the
+baseline; the final model (chosen on validation only), its predictions for the test sample; then
+``experiments/idl2020/REPORT.md`` (:mod:`experiments.idl2020.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from experiments.idl2020.report import final_model, write_report
+from imgrec.io import write_json
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data"
+
+# The study's setting, with the split fixed across seeds so that every run is scored on the same test images.
+COMMON = ["data=idl", "logger=csv", "split.seed=42"]
+BASELINE = ["+arch=transfer_lite0", "model.net.input_size=null"]  # frozen Lite0, linear head, its own 224 px
+TRANSFER = ",".join(f"transfer_lite{k}{h}" for k in (0, 1, 2) for h in ("", "_hidden")) + ",ensemble"
+STEPS: dict[str, list[str]] = {
+    # §4.1: split; + augmentation (4 cached views per image); + augmentation + oversampling. Lite0 at 128 px.
+    "preproc": ["+experiment=preproc_sweep", "model.net.input_size=128"],
+    # §4.2/§4.4: each backbone at the images' own 128 px and at its own (upsampled) size, ± the hidden layer.
+    "transfer": [f"+arch={TRANSFER}", "model.net.input_size=128,null"],
+    # Balancing the train split without copies of images, or with them, against none; on the baseline.
+    "balancing": [*BASELINE, "balance=none,oversample,sampler", "loss=bce,pos_weight,asl"],
+    # §4.3: a residual and an inception CNN from scratch, 128 px; 12 epochs at most (~1 min each on 2 CPU cores).
+    "scratch": ["+arch=scratch_small,scratch_medium", "trainer.max_epochs=12"],
+    # Lite0 fine-tuned end to end at 128 px (one epoch with the backbone frozen first).
+    "finetune": ["+arch=transfer_lite0", "model.net.input_size=128", "model.net.freeze=false",
+                 "model.net.frozen_epochs=1", "trainer.max_epochs=6"],
+}
+SEEDS = "1,2,3"
+TOP = 3  # frozen configurations run with SEEDS, besides the baseline
+
+
+def multirun(logs: Path, step: str, overrides: list[str], shared: list[str], extras: list[str]) -> None:
+    """One sweep into ``<logs>/<step>``; a failed member is recorded there and the steps go on.
+    The step's wall time is added to ``<logs>/timings.json`` when it finished new runs, so the
+    report states the compute of every step, also across interrupted reproduces. ``extras`` (the
+    user's overrides) come last, so that they win over the step's."""
+    args = [sys.executable, "-m", "imgrec.run", "-m", *shared, f"task_name=idl2020_{step}", *overrides, *extras,
+            f"hydra.sweep.dir={logs / step}"]
+    print(f"\n=== {step}: {' '.join(args[2:])}", flush=True)
+    before, start = len(runs(logs, step)), time.time()
+    if subprocess.run(args, cwd=ROOT).returncode != 0:
+        print(f"warning: {step}: some runs failed (see {logs / step}/results.md)", flush=True)
+    if len(runs(logs, step)) > before:
+        timings = read_timings(logs)
+        timings[step] = timings.get(step, 0.0) + time.time() - start
+        write_json(logs / "timings.json", timings)
+
+
+def read_timings(logs: Path) -> dict[str, float]:
+    path = logs / "timings.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def runs(logs: Path, step: str) -> list[dict]:
+    """The ``metrics.json`` of the finished runs of a step."""
+    return [json.loads(p.read_text()) for p in logs.glob(f"{step}/*/metrics.json")]
+
+
+def is_frozen(summary: dict) -> bool:
+    return "model.net.freeze=false" not in summary["overrides"] and not any(
+        o.startswith("+arch=scratch") for o in summary["overrides"])
+
+
+def top_frozen(logs: Path, shared: list[str]) -> list[list[str]]:
+    """The ``TOP`` frozen configurations with the best val micro F1 of the single-seed steps (not the
+    baseline itself, which is seeded anyway). Fine-tuned and scratch runs are left out: three seeds of
+    them would take hours on a CPU."""
+    candidates = []
+    for step in ("transfer", "balancing"):
+        for s in runs(logs, step):
+            if is_frozen(s):
+                own = [o for o in s["overrides"] if o not in shared and not o.startswith("task_name=")]
+                candidates.append((s["metrics"]["val/f1_micro"], own))
+    chosen: list[list[str]] = []
+    for _, overrides in sorted(candidates, key=lambda c: -c[0]):
+        if sorted(overrides) != sorted(BASELINE) and sorted(overrides) not in map(sorted, chosen):
+            chosen.append(overrides)
+        if len(chosen) == TOP:
+            break
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=SHARED / "idl2020-dev", help="a course-format folder")
+    parser.add_argument("--predict", type=Path, default=SHARED / "idl2020-test-sample",
+                        help="images for the final model's results.txt")
+    parser.add_argument("--logs", type=Path, default=ROOT / "logs" / "idl2020", help="where the runs go")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="where REPORT.md goes")
+    parser.add_argument("overrides", nargs="*", help="added to every run, e.g. trainer=gpu (make reproduce ARGS=...)")
+    args = parser.parse_args()
+    if not (args.data / "annotations").is_dir():
+        raise SystemExit(f"error: {args.data}: not a course-format folder (no annotations/ in it)")
+    data, logs, out = args.data.resolve(), args.logs.resolve(), args.out.resolve()
+    shared, extras = [*COMMON, f"data.root={data}"], args.overrides
+    for step, overrides in STEPS.items():
+        multirun(logs, step, overrides, shared, extras)
+    # seeds-0 is the baseline, seeds-K the K-th best frozen configuration.
+    for k, config in enumerate([BASELINE, *top_frozen(logs, [*shared, *extras])]):
+        multirun(logs, f"seeds-{k}", [*config, f"seed={SEEDS}"], shared, extras)
+    final = final_model(logs, [*shared, *extras])
+    multirun(logs, "final", final.overrides, shared, extras)
+    predict = [sys.executable, "-m", "imgrec.predict", f"ckpt={final.checkpoint(logs)}",
+               f"input={args.predict.resolve()}", f"out={out / 'predictions'}"]
+    print(f"\n=== predict: {' '.join(predict[2:])}", flush=True)
+    subprocess.run(predict, cwd=ROOT, check=True)
+    write_report(logs, out, data, [*shared, *extras], read_timings(logs))
+
+
+if __name__ == "__main__":
+    main()
