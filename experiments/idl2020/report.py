@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import timm
+import torch
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
@@ -64,19 +64,17 @@ def backbone_label(name: str) -> str:
 
 
 def describe(run: Run) -> dict[str, str]:
-    """Model, input size and head of a run, from its composed config."""
-    cfg = OmegaConf.load(run.folder / ".hydra" / "config.yaml")
-    net = cfg.model.net
+    """Model, input size and head of a run: from its composed config, and the input sizes the
+    backbones really used from its checkpoint (``meta["input_sizes"]``)."""
+    net = OmegaConf.load(run.folder / ".hydra" / "config.yaml").model.net
+    meta = torch.load(run.summary["checkpoint"], map_location="cpu", weights_only=True)["hyper_parameters"]["meta"]
+    head = "linear" if not net.head.hidden else f"{net.head.hidden} hidden"
+    size = "/".join(str(s) for s in meta["input_sizes"])
     if "backbones" not in net:  # a scratch CNN
-        blocks = sorted({s.block for s in net.stages})
-        return {"model": f"scratch {'+'.join(blocks)} ({run.override('arch')})", "input": str(net.input_size),
-                "head": "linear" if not net.head.hidden else f"{net.head.hidden} hidden"}
-    names = [b.name for b in net.backbones]
-    sizes = [net.input_size or b.input_size or timm.get_pretrained_cfg(f"tf_{b.name}").input_size[-1]
-             for b in net.backbones]
-    model = " + ".join(backbone_label(n) for n in names) + (" fine-tuned" if not net.freeze else " frozen")
-    return {"model": model, "input": "/".join(str(s) for s in sizes),
-            "head": "linear" if not net.head.hidden else f"{net.head.hidden} hidden"}
+        blocks = "+".join(sorted({s.block for s in net.stages}))
+        return {"model": f"scratch {blocks} ({run.override('arch')})", "input": size, "head": head}
+    model = " + ".join(backbone_label(b.name) for b in net.backbones) + (" frozen" if net.freeze else " fine-tuned")
+    return {"model": model, "input": size, "head": head}
 
 
 def name(run: Run) -> str:
@@ -90,9 +88,14 @@ def scores(run: Run) -> dict[str, float]:
 
 
 def cost(run: Run) -> dict[str, object]:
+    """Trainable parameters, epochs, seconds of fit + evaluation, and whether the run extracted its
+    backbone features or found them cached by an earlier run (its log says which)."""
     size = run.summary.get("size", {})
+    log = (run.folder / "run.log").read_text() if (run.folder / "run.log").is_file() else ""
+    frozen = "model.net.freeze=false" not in run.overrides and "scratch" not in run.override("arch")
+    features = "-" if not frozen else "cache hit" if "features: cache hit" in log else "extracted"
     return {"trainable": f"{size.get('trainable_params', 0) / 1e6:.2f} M", "epochs": run.summary["epochs"],
-            "s": round(run.summary["seconds"])}
+            "s": round(run.summary["seconds"]), "features": features}
 
 
 def command(logs: Path, *steps: str) -> list[str]:
@@ -238,11 +241,10 @@ def write_report(logs: Path, out: Path, data: Path, shared: list[str], timings: 
 
     base_key = ("Lite0 frozen", "224", "linear")
     baseline_run = transfer.get(base_key)
-    n_train = n_val = n_test = 0
-    if final_runs:
-        ev = final_runs[0].evaluation()
-        n_val, n_test = len(ev.val.indices), len(ev.test.indices)
-        n_train = len(ev.names) - n_val - n_test
+    any_run = next(r for rs in steps.values() for r in rs)
+    ev = any_run.evaluation()
+    n_val, n_test = len(ev.val.indices), len(ev.test.indices)
+    n_train = len(ev.names) - n_val - n_test
 
     total = sum(timings.values())
     lines += [
@@ -276,10 +278,10 @@ def write_report(logs: Path, out: Path, data: Path, shared: list[str], timings: 
         a, o = preproc["augment"], preproc["augment_oversample"]
         d_p = o.m("test/precision") - a.m("test/precision")
         d_r = o.m("test/recall") - a.m("test/recall")
-        bal_none = bal[(bal["balance"] == "none") & (bal["loss"] == "bce")]
-        bal_os = bal[(bal["balance"] == "oversample") & (bal["loss"] == "bce")]
         extra = ""
-        if len(bal_none) and len(bal_os):
+        if not bal.empty:
+            bal_none = bal[(bal["balance"] == "none") & (bal["loss"] == "bce")]
+            bal_os = bal[(bal["balance"] == "oversample") & (bal["loss"] == "bce")]
             extra = (f" On the baseline without augmentation (table 3) oversampling moves precision by "
                      f"{bal_os['test P'].iloc[0] - bal_none['test P'].iloc[0]:+.4f} and recall by "
                      f"{bal_os['test R'].iloc[0] - bal_none['test R'].iloc[0]:+.4f}.")
@@ -357,7 +359,7 @@ def write_report(logs: Path, out: Path, data: Path, shared: list[str], timings: 
               "label.", "",
               md(pre), "", *command(logs, "preproc")]
     arch_cols = ["model", "input", "head", "val F1", "test F1", "test P", "test R", "test macro F1", "test mAP",
-                 "trainable", "epochs", "s"]
+                 "trainable", "epochs", "s", "features"]
     lines += ["## 2. Architectures (§4.2–4.4)", "",
               "Frozen transfer with each backbone at 128 px (the images' size) and upsampled to the backbone's own "
               "size, with and without the 256-unit hidden layer; the Lite0 + Lite2 ensemble (features "
@@ -375,20 +377,20 @@ def write_report(logs: Path, out: Path, data: Path, shared: list[str], timings: 
               "repeat factor (LVIS repeat-factor sampling); `pos_weight`: BCE with positives weighted by "
               "negatives/positives per label; `asl`: the asymmetric loss (timm).", "",
               md(bal), "", *command(logs, "balancing")]
-    lines += ["## 4. Per-class thresholds", "",
-              "Test micro F1 at 0.5, at one threshold fitted on val, and at one threshold per label fitted on val "
-              "(labels with under 10 val positives keep the global one); the last two columns score each rule on "
-              "half of val after fitting it on the other half (val only: how the final model picks its rule). "
-              "Mean ± std over the three seeds of table 5.", "",
-              md(thresholds), ""]
-    lines += ["## 5. Three seeds of the top configurations", "",
-              f"The baseline and the {len(seeds) - 1} frozen configurations with the best val F1 in tables 2 and 3, "
-              "trained with seeds 1, 2, 3 (head initialisation and batch order; the split stays fixed). "
-              "Fine-tuned and scratch models were not seeded: three more runs each would take hours on this CPU.", "",
-              md(seeds[["configuration", "seeds", "val F1", "test F1", "test P", "test R"]]), "",
-              "![seeds](figures/seeds.png)", ""]
     if len(seeds):
         plots.save(seeds_figure(seeds), figures / "seeds.png")
+        lines += ["## 4. Per-class thresholds", "",
+                  "Test micro F1 at 0.5, at one threshold fitted on val, and at one threshold per label fitted on val "
+                  "(labels with under 10 val positives keep the global one); the last two columns score each rule "
+                  "on half of val after fitting it on the other half (val only: how the final model picks its "
+                  "rule). Mean ± std over the three seeds of table 5.", "",
+                  md(thresholds), ""]
+        lines += ["## 5. Three seeds of the top configurations", "",
+                  f"The baseline and the {len(seeds) - 1} frozen configurations with the best val F1 in tables 2 "
+                  "and 3, trained with seeds 1, 2, 3 (head initialisation and batch order; the split stays fixed). "
+                  "Fine-tuned and scratch models were not seeded: three more runs each would take hours on this "
+                  "CPU.", "", md(seeds[["configuration", "seeds", "val F1", "test F1", "test P", "test R"]]), "",
+                  *command(logs, *seeded), "![seeds](figures/seeds.png)", ""]
 
     if final_runs:
         lines += error_analysis(final_runs[0], out)

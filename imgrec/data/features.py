@@ -99,6 +99,8 @@ class FeatureDataModule(pl.LightningDataModule):
         if path.is_file():
             log.info("features: cache hit %s (%s)", path, backbone.name)
             return load_file(path)["features"]
+        log.info("features: extracting %s (%s, %d images x %d view(s)) into %s", backbone.name,
+                 "plain" if augment is None else "augmented", len(indices), views, path)
         trainer = self.trainer  # extract where training will run (a GPU when there is one)
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         bf16 = trainer is not None and "bf16" in str(trainer.precision)
