@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 def test_reproduce_writes_the_report_from_its_runs(tmp_path: Path):
     data = tmp_path / "data"
-    assert run_cli(["imgrec.cli", "synthetic", "--out", str(data), "--n-images", "300"], ROOT).returncode == 0
+    assert run_cli(["imgrec.cli", "synthetic", "--out", str(data), "--n-images", "200"], ROOT).returncode == 0
     logs, out = tmp_path / "logs", tmp_path / "out"
     args = ["--data", str(data), "--predict", str(data), "--logs", str(logs), "--out", str(out),
             "trainer.max_epochs=2", "cache.views=2", f"paths.cache_dir={tmp_path / 'cache'}"]
@@ -35,5 +35,5 @@ def test_reproduce_writes_the_report_from_its_runs(tmp_path: Path):
     seeded_val = runs[runs["step"].str.startswith("seeds-")]["val/f1_micro"].to_numpy()
     assert np.isclose(seeded_val, final["val/f1_micro"], atol=1e-6).any()
     results = np.loadtxt(out / "predictions" / "results.txt")
-    assert results.shape == (300, 14) and set(np.unique(results)) <= {0, 1}
+    assert results.shape == (200, 14) and set(np.unique(results)) <= {0, 1}
     assert (out / "figures" / "architectures.png").is_file() and (out / "final" / "report").is_dir()

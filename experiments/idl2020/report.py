@@ -144,6 +144,7 @@ class Final:
     best val F1, and the threshold rule with the better cross-fitted val F1. Test is never looked at."""
 
     overrides: list[str]
+    step: str  # the seeds-K step it was chosen from
     config: str
     seed: str
     rule: str
@@ -151,6 +152,13 @@ class Final:
     @staticmethod
     def checkpoint(logs: Path) -> str:
         return load_runs(logs, "final")[0].summary["checkpoint"]
+
+
+def config_label(run: Run, shared: list[str]) -> str:
+    """The run's model in words, plus its other overrides (balance, loss...)."""
+    named = ("+arch=", "model.net.input_size=")  # already in the name
+    extra = [o for o in config_overrides(run, shared) if not o.startswith(named)]
+    return name(run) + "".join(f", {o}" for o in extra)
 
 
 def final_model(logs: Path, shared: list[str]) -> Final:
@@ -161,7 +169,16 @@ def final_model(logs: Path, shared: list[str]) -> Final:
     per_label = t["val cross-fit per-label"] > t["val cross-fit global"]
     support = PER_LABEL_MIN_SUPPORT if per_label else GLOBAL_ONLY
     overrides = [*config_overrides(best, shared), f"seed={best.override('seed')}", f"thresholds.min_support={support}"]
-    return Final(overrides, name(best), best.override("seed"), "per-label" if per_label else "global")
+    return Final(overrides, step, config_label(best, shared), best.override("seed"),
+                 "per-label" if per_label else "global")
+
+
+def unlabelled(data: Path) -> int:
+    """Images of a course-format folder that no annotation file lists."""
+    listed = set()
+    for path in (data / "annotations").glob("*.txt"):
+        listed.update(int(line) for line in path.read_text().split())
+    return sum(1 for p in (data / "images").glob("im*.jpg") if int(p.stem[2:]) not in listed)
 
 
 def mean_std(values: list[float]) -> str:
@@ -199,7 +216,8 @@ def verdict(holds: bool) -> str:
     return "**holds**" if holds else "**does not hold**"
 
 
-def write_report(logs: Path, out: Path, data: Path, shared: list[str], timings: dict[str, float]) -> Path:
+def write_report(logs: Path, out: Path, data: Path, predict: Path, shared: list[str],
+                 timings: dict[str, float]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
@@ -223,13 +241,9 @@ def write_report(logs: Path, out: Path, data: Path, shared: list[str], timings: 
     # 4. Seeds and thresholds.
     seed_rows, thr_rows = [], []
     for step, rs in seeded.items():
-        label = name(rs[0]) + (" (baseline)" if step == "seeds-0" else "")
-        if step != "seeds-0":
-            named = ("+arch=", "model.net.input_size=")  # already in the name
-            extra = [o for o in config_overrides(rs[0], shared) if not o.startswith(named)]
-            label += "".join(f", {o}" for o in extra)
+        label = config_label(rs[0], shared) + (" (baseline)" if step == "seeds-0" else "")
         val, test = [r.m("val/f1_micro") for r in rs], [r.m("test/f1_micro") for r in rs]
-        seed_rows.append({"configuration": label, "seeds": len(rs), "val mean": np.mean(val),
+        seed_rows.append({"step": step, "configuration": label, "seeds": len(rs), "val mean": np.mean(val),
                           "val std": np.std(val, ddof=1), "test mean": np.mean(test), "test std": np.std(test, ddof=1),
                           "val F1": mean_std(val), "test F1": mean_std(test),
                           "test P": mean_std([r.m("test/precision") for r in rs]),
@@ -252,11 +266,12 @@ def write_report(logs: Path, out: Path, data: Path, shared: list[str], timings: 
         "Regenerate everything here with `make reproduce` (runs in `logs/idl2020/`, finished runs are skipped, so an "
         "interrupted reproduce continues). Its wall time on this machine (2 x86_64 CPU cores, no GPU), per step: "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()) + f"; **total {total / 60:.0f} min**.", "",
-        f"Data: `{data.name}`, {n_train + n_val + n_test} labelled images of the 2020 course, 14 labels, split "
-        f"{n_train}/{n_val}/{n_test} (train/val/test, seed 42, the study's 85/7.5/7.5 %). The study had 20,000 "
-        "images, 9,824 of them without any label, and a 17,000/1,500/1,500 split; here every image has a label, "
-        "val and test hold 450 images each (so one test image is worth about 0.002 F1 and rare labels have a "
-        "handful of test positives), and the absolute numbers are **not** comparable with the study's.", "",
+        f"Data: `{data.name}`, {n_train + n_val + n_test} images, {unlabelled(data)} of them without any label, "
+        f"{len(ev.label_names)} labels, split {n_train}/{n_val}/{n_test} (train/val/test, seed 42, the study's "
+        "85/7.5/7.5 %). The study had 20,000 images, 9,824 of them without any label, and a 17,000/1,500/1,500 "
+        f"split; here val and test hold {n_val} and {n_test} images (so one test image is worth about "
+        f"{1 / max(n_test, 1):.3f} F1 and rare labels have a handful of test positives), and the absolute numbers "
+        "are **not** comparable with the study's.", "",
         "Every model is selected (checkpoint, early stopping) on val micro F1; test is scored once at the end. "
         "F1 is micro-averaged over labels at threshold 0.5 unless a column says otherwise; P and R are micro "
         "precision and recall; macro F1 averages the 14 labels' F1; mAP is the mean average precision. "
@@ -330,12 +345,12 @@ def write_report(logs: Path, out: Path, data: Path, shared: list[str], timings: 
         fr = final_runs[0]
         choice = final_model(logs, shared)
         base = seeds.iloc[0]
-        final_row = next(r for _, r in seeds.iterrows() if r["configuration"].startswith(choice.config))
+        final_row = seeds[seeds["step"] == choice.step].iloc[0]
         margin = final_row["test mean"] - base["test mean"]
         spread = max(final_row["test std"], base["test std"])
         lines += [
             "## The final model", "",
-            f"Chosen on validation only: **{choice.config}** ({' '.join(choice.overrides[:-2])}), the configuration "
+            f"Chosen on validation only: **{choice.config}** (`{' '.join(choice.overrides[:-2])}`), the configuration "
             f"with the best mean val F1 over three seeds (table 5); seed {choice.seed}, the best of its three on val; "
             f"**{choice.rule}** thresholds, the rule with the better val F1 when fitted on one half of val and scored "
             "on the other (table 4).", "",
@@ -346,7 +361,7 @@ def write_report(logs: Path, out: Path, data: Path, shared: list[str], timings: 
             f"mean test F1 over three seeds {final_row['test mean']:.4f} against {base['test mean']:.4f}, "
             f"a margin of {margin:+.4f}, {'more' if margin > spread else 'not more'} than the seed-to-seed spread "
             f"(std up to {spread:.4f}; table 5).", "",
-            "Predictions for `idl2020-test-sample` in the course's format: [predictions/results.txt]"
+            f"Predictions for `{predict.name}` in the course's format: [predictions/results.txt]"
             "(predictions/results.txt) (one row per image in numeric order, 14 columns in the course's label order; "
             "probabilities in `predictions/predictions.csv`).", "",
         ]

@@ -83,11 +83,12 @@ def top_frozen(logs: Path, shared: list[str]) -> list[list[str]]:
     """The ``TOP`` frozen configurations with the best val micro F1 of the single-seed steps (not the
     baseline itself, which is seeded anyway). Fine-tuned and scratch runs are left out: three seeds of
     them would take hours on a CPU."""
+    defaults = {"balance=none", "loss=bce"}  # the balancing step's plain member is the baseline itself
     candidates = []
     for step in ("transfer", "balancing"):
         for s in runs(logs, step):
             if is_frozen(s):
-                own = [o for o in s["overrides"] if o not in shared and not o.startswith("task_name=")]
+                own = [o for o in s["overrides"] if o not in {*shared, *defaults} and not o.startswith("task_name=")]
                 candidates.append((s["metrics"]["val/f1_micro"], own))
     chosen: list[list[str]] = []
     for _, overrides in sorted(candidates, key=lambda c: -c[0]):
@@ -122,7 +123,7 @@ def main() -> None:
                f"input={args.predict.resolve()}", f"out={out / 'predictions'}"]
     print(f"\n=== predict: {' '.join(predict[2:])}", flush=True)
     subprocess.run(predict, cwd=ROOT, check=True)
-    write_report(logs, out, data, [*shared, *extras], read_timings(logs))
+    write_report(logs, out, data, args.predict, [*shared, *extras], read_timings(logs))
 
 
 if __name__ == "__main__":
