@@ -92,7 +92,8 @@ def cost(run: Run) -> dict[str, object]:
     backbone features or found them cached by an earlier run (its log says which)."""
     size = run.summary.get("size", {})
     log = (run.folder / "run.log").read_text() if (run.folder / "run.log").is_file() else ""
-    frozen = "model.net.freeze=false" not in run.overrides and "scratch" not in run.override("arch")
+    net = OmegaConf.load(run.folder / ".hydra" / "config.yaml").model.net
+    frozen = "backbones" in net and net.freeze
     features = "-" if not frozen else "cache hit" if "features: cache hit" in log else "extracted"
     return {"trainable": f"{size.get('trainable_params', 0) / 1e6:.2f} M", "epochs": run.summary["epochs"],
             "s": round(run.summary["seconds"]), "features": features}
@@ -265,7 +266,9 @@ def write_report(logs: Path, out: Path, data: Path, predict: Path, shared: list[
         "# The study on idl2020-dev: reproduced", "",
         "Regenerate everything here with `make reproduce` (runs in `logs/idl2020/`, finished runs are skipped, so an "
         "interrupted reproduce continues). Its wall time on this machine (2 x86_64 CPU cores, no GPU), per step: "
-        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()) + f"; **total {total / 60:.0f} min**.", "",
+        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()) + f"; **total {total / 60:.0f} min**. "
+        "A frozen run whose features column says \"cache hit\" found its backbone features already extracted "
+        "(by an earlier run of another step, or an earlier reproduce): that extraction is not in these times.", "",
         f"Data: `{data.name}`, {n_train + n_val + n_test} images, {unlabelled(data)} of them without any label, "
         f"{len(ev.label_names)} labels, split {n_train}/{n_val}/{n_test} (train/val/test, seed 42, the study's "
         "85/7.5/7.5 %). The study had 20,000 images, 9,824 of them without any label, and a 17,000/1,500/1,500 "
