@@ -28,7 +28,7 @@ test: install ## Run the fast test suite (no `slow` tests)
 test-all: install ## Run every test, slow ones included
 	$(PY) -m pytest -q
 
-bench: install ## Run the benchmarks on ../shared/data (long on a CPU), print the ratios, write bench/out/*.json
+bench: install ## Run the benchmarks (tens of minutes on 2 CPU cores), print the ratios, write bench/out/*.json
 	$(PY) -m bench
 
 notebooks: install ## Execute notebooks/*.ipynb with nbmake (on the embedded data; a few minutes)

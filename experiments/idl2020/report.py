@@ -444,7 +444,9 @@ def error_analysis(run: Run, out: Path) -> list[str]:
     text = (run.folder / "report.md").read_text()
     start = text.find(ERROR_ANALYSIS)
     section = text[start:] if start >= 0 else ""
-    section = "\n".join(line for line in section.splitlines() if not any(g in line for g in COURSE_IMAGES))
+    where = "/".join(run.folder.parts[-3:])
+    kept = f"_(a gallery of course photos: in `{where}/report/` under the logs, not in the repository)_"
+    section = "\n".join(kept if any(g in line for g in COURSE_IMAGES) else line for line in section.splitlines())
     section = section.replace(f"]({REPORT_DIR}/", f"](final/{REPORT_DIR}/").replace(f"`{REPORT_DIR}/",
                                                                                    f"`final/{REPORT_DIR}/")
     summary = pd.read_csv(dest / REPORT_DIR / "per_label_test.csv")
