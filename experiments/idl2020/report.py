@@ -6,6 +6,7 @@ on a finding of the study is computed from the rows of the table it cites.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from dataclasses import dataclass
@@ -26,8 +27,7 @@ from imgrec.thresholds import cross_fitted_f1
 COURSE_IMAGES = ("worst_images.png", "missing_label_candidates.png")  # galleries of course photos stay out of git
 PER_LABEL_MIN_SUPPORT = 10  # thresholds.min_support's default: labels with 10 val positives get their own
 GLOBAL_ONLY = 10**9  # a min_support no label reaches: one global threshold
-STEP_TITLES = {"preproc": "Preprocessing", "transfer": "Transfer", "balancing": "Balancing", "scratch": "Scratch",
-               "finetune": "Fine-tuning"}
+SINGLE_SEED_STEPS = ("preproc", "transfer", "balancing", "scratch", "finetune")
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,20 @@ def backbone_label(name: str) -> str:
 
 
 def describe(run: Run) -> dict[str, str]:
+    return _describe(run.folder, run.summary["checkpoint"], run.override("arch"))
+
+
+@functools.cache  # a finished run's files never change; the report names a run many times
+def _describe(folder: Path, checkpoint: str, arch: str) -> dict[str, str]:
     """Model, input size and head of a run: from its composed config, and the input sizes the
     backbones really used from its checkpoint (``meta["input_sizes"]``)."""
-    net = OmegaConf.load(run.folder / ".hydra" / "config.yaml").model.net
-    meta = torch.load(run.summary["checkpoint"], map_location="cpu", weights_only=True)["hyper_parameters"]["meta"]
+    net = OmegaConf.load(folder / ".hydra" / "config.yaml").model.net
+    meta = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]["meta"]
     head = "linear" if not net.head.hidden else f"{net.head.hidden} hidden"
     size = "/".join(str(s) for s in meta["input_sizes"])
     if "backbones" not in net:  # a scratch CNN
         blocks = "+".join(sorted({s.block for s in net.stages}))
-        return {"model": f"scratch {blocks} ({run.override('arch')})", "input": size, "head": head}
+        return {"model": f"scratch {blocks} ({arch})", "input": size, "head": head}
     model = " + ".join(backbone_label(b.name) for b in net.backbones) + (" frozen" if net.freeze else " fine-tuned")
     return {"model": model, "input": size, "head": head}
 
@@ -116,9 +121,14 @@ def md(table: pd.DataFrame) -> str:
 
 
 def threshold_scores(run: Run) -> dict[str, float]:
+    return _threshold_scores(run.folder)
+
+
+@functools.cache  # used by the final model's choice, table 4 and the baseline comparison
+def _threshold_scores(folder: Path) -> dict[str, float]:
     """Test micro F1 at 0.5, at one global threshold and at per-label thresholds (both fitted on val),
     with sklearn, and the cross-fitted val estimate of the two fitted rules."""
-    ev = run.evaluation()
+    ev = Evaluation.load(folder / "predictions.npz")
     t = ev.thresholds
     return {
         "test @0.5": f1_score(ev.test.targets, ev.test.probs > 0.5, average="micro"),
@@ -130,7 +140,8 @@ def threshold_scores(run: Run) -> dict[str, float]:
 
 
 def seed_steps(logs: Path) -> dict[str, list[Run]]:
-    return {p.name: load_runs(logs, p.name) for p in sorted(logs.glob("seeds-*")) if load_runs(logs, p.name)}
+    seeded = {p.name: load_runs(logs, p.name) for p in sorted(logs.glob("seeds-*"))}
+    return {step: rs for step, rs in seeded.items() if rs}
 
 
 def config_overrides(run: Run, shared: list[str]) -> list[str]:
@@ -149,10 +160,6 @@ class Final:
     config: str
     seed: str
     rule: str
-
-    @staticmethod
-    def checkpoint(logs: Path) -> str:
-        return load_runs(logs, "final")[0].summary["checkpoint"]
 
 
 def config_label(run: Run, shared: list[str]) -> str:
@@ -248,7 +255,7 @@ def write_report(logs: Path, out: Path, data: Path, predict: Path, shared: list[
     out.mkdir(parents=True, exist_ok=True)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    steps = {s: load_runs(logs, s) for s in STEP_TITLES}
+    steps = {s: load_runs(logs, s) for s in SINGLE_SEED_STEPS}
     seeded = seed_steps(logs)
     final_runs = load_runs(logs, "final")
     lines: list[str] = []
@@ -341,7 +348,7 @@ def write_report(logs: Path, out: Path, data: Path, predict: Path, shared: list[
             f"3. **The hidden layer brings little**: {verdict(abs(float(np.mean(deltas))) <= 0.01)}. Over the "
             f"{len(pairs)} frozen backbone/input pairs of table 2, the 256-unit hidden layer changes test F1 by "
             f"{np.mean(deltas):+.4f} on average (from {min(deltas):+.4f} to {max(deltas):+.4f}).")
-    scratch = [r for r in steps["scratch"]]
+    scratch = steps["scratch"]
     frozen128 = [r for k, r in transfer.items() if k[1] == "128"]
     if scratch and frozen128:
         bs = max(scratch, key=lambda r: r.m("test/f1_micro"))
@@ -451,10 +458,9 @@ def write_report(logs: Path, out: Path, data: Path, predict: Path, shared: list[
         lines += error_analysis(final_runs[0], out)
     text = "\n".join(lines) + "\n"
     (out / "REPORT.md").write_text(text)
-    results = pd.concat([pd.DataFrame([{"step": r.step, "run": r.folder.name, "overrides": " ".join(r.overrides),
-                                        **r.metrics, "epochs": r.summary["epochs"], "seconds": r.summary["seconds"]}
-                                       for r in load_runs(logs, s)]) for s in [*STEP_TITLES, *seeded, "final"]
-                         if load_runs(logs, s)])
+    every = [r for rs in [*steps.values(), *seeded.values(), final_runs] for r in rs]
+    results = pd.DataFrame([{"step": r.step, "run": r.folder.name, "overrides": " ".join(r.overrides), **r.metrics,
+                             "epochs": r.summary["epochs"], "seconds": r.summary["seconds"]} for r in every])
     results.to_csv(out / "runs.csv", index=False, float_format="%.6f")
     print(f"wrote {out / 'REPORT.md'}")
     return out / "REPORT.md"

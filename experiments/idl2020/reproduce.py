@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.idl2020.report import final_model, write_report
+from experiments.idl2020.report import final_model, load_runs, write_report
 from imgrec.io import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,10 +55,10 @@ def multirun(logs: Path, step: str, overrides: list[str], shared: list[str], ext
     args = [sys.executable, "-m", "imgrec.run", "-m", *shared, f"task_name=idl2020_{step}", *overrides, *extras,
             f"hydra.sweep.dir={logs / step}"]
     print(f"\n=== {step}: {' '.join(args[2:])}", flush=True)
-    before, start = len(runs(logs, step)), time.time()
+    before, start = len(load_runs(logs, step)), time.time()
     if subprocess.run(args, cwd=ROOT).returncode != 0:
         print(f"warning: {step}: some runs failed (see {logs / step}/results.md)", flush=True)
-    if len(runs(logs, step)) > before:
+    if len(load_runs(logs, step)) > before:
         timings = read_timings(logs)
         timings[step] = timings.get(step, 0.0) + time.time() - start
         write_json(logs / "timings.json", timings)
@@ -69,11 +69,6 @@ def read_timings(logs: Path) -> dict[str, float]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def runs(logs: Path, step: str) -> list[dict]:
-    """The ``metrics.json`` of the finished runs of a step."""
-    return [json.loads(p.read_text()) for p in logs.glob(f"{step}/*/metrics.json")]
-
-
 def top_frozen(logs: Path, shared: list[str]) -> list[list[str]]:
     """The ``TOP`` configurations with the best val micro F1 of the transfer and balancing steps (not
     the baseline itself, which is seeded anyway). Fine-tuned and scratch runs are left out: three seeds
@@ -81,9 +76,9 @@ def top_frozen(logs: Path, shared: list[str]) -> list[list[str]]:
     defaults = {"balance=none", "loss=bce"}  # the balancing step's plain member is the baseline itself
     candidates = []
     for step in ("transfer", "balancing"):
-        for s in runs(logs, step):  # every model of these two steps is frozen
-            own = [o for o in s["overrides"] if o not in {*shared, *defaults} and not o.startswith("task_name=")]
-            candidates.append((s["metrics"]["val/f1_micro"], own))
+        for run in load_runs(logs, step):  # every model of these two steps is frozen
+            own = [o for o in run.overrides if o not in {*shared, *defaults} and not o.startswith("task_name=")]
+            candidates.append((run.m("val/f1_micro"), own))
     chosen: list[list[str]] = []
     for _, overrides in sorted(candidates, key=lambda c: -c[0]):
         if sorted(overrides) != sorted(BASELINE) and sorted(overrides) not in map(sorted, chosen):
@@ -113,7 +108,7 @@ def main() -> None:
         multirun(logs, f"seeds-{k}", [*config, f"seed={SEEDS}"], shared, extras)
     final = final_model(logs, [*shared, *extras])
     multirun(logs, "final", final.overrides, shared, extras)
-    predict = [sys.executable, "-m", "imgrec.predict", f"ckpt={final.checkpoint(logs)}",
+    predict = [sys.executable, "-m", "imgrec.predict", f"ckpt={load_runs(logs, 'final')[0].summary['checkpoint']}",
                f"input={args.predict.resolve()}", f"out={out / 'predictions'}"]
     print(f"\n=== predict: {' '.join(predict[2:])}", flush=True)
     subprocess.run(predict, cwd=ROOT, check=True)
