@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from imgrec.data.corrections import read_corrections
 from imgrec.io import write_json, write_text
 
 PACKAGES = ("imgrec", "torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-core", "timm",
@@ -43,5 +44,7 @@ def versions() -> dict[str, str | None]:
 def write_provenance(out: Path, cfg: DictConfig, data_fingerprint: str) -> None:
     own = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # Hydra keeps its own in .hydra/
     write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(own, resolve=True))
+    corrections = cfg.data.get("corrections")  # the label overlay: its hash and counts (data/corrections.py)
     write_json(out / "provenance.json", {"git_commit": git_commit(), "versions": versions(),
-                                         "data_fingerprint": data_fingerprint})
+                                         "data_fingerprint": data_fingerprint,
+                                         "corrections": corrections and read_corrections(corrections).record()})

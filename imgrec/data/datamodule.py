@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from imgrec.data.balance import Oversampler, SamplerWeights
+from imgrec.data.corrections import apply_corrections
 from imgrec.data.readers import read_course, read_table
 from imgrec.data.record import Dataset
 from imgrec.data.sampler import EpochShuffleSampler
@@ -49,9 +50,10 @@ class MultiLabelDataModule(pl.LightningDataModule):
 
     def __init__(self, split: RandomSplit, augment: A.BasicTransform | None = None,
                  balance: Oversampler | SamplerWeights | None = None, batch_size: int = 64, num_workers: int = 2,
-                 pin_memory: bool = True) -> None:
+                 pin_memory: bool = True, corrections: str | None = None) -> None:
         super().__init__()
         self.splitter, self.augment, self.balance = split, augment, balance
+        self.corrections = corrections  # a label-review CSV applied on top of the annotations (data/corrections.py)
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.data: Dataset | None = None
         self.split: Split | None = None
@@ -64,6 +66,9 @@ class MultiLabelDataModule(pl.LightningDataModule):
         data = self.read()
         if len(data) == 0:
             raise ImgrecError("dataset is empty: no images were read")
+        if self.corrections:
+            data, applied = apply_corrections(data, self.corrections)
+            log.info("corrections: %s", applied.record())
         split = self.splitter(data.targets)
         train, weights = split.train, None
         if isinstance(self.balance, SamplerWeights):
