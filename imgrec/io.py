@@ -1,4 +1,5 @@
-"""Atomic writes: a finished result is written to a temporary file, then renamed into place."""
+"""Atomic writes: a finished result is written to a temporary file, then renamed into place (torch-free:
+the ONNX predict path uses it; checkpoints: ``imgrec.checkpoint_io``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
-
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -28,12 +27,3 @@ def write_text(path: str | Path, text: str) -> Path:
 def write_json(path: str | Path, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoints written to a temporary file, then renamed: a kill never leaves half a file."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)

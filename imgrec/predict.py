@@ -16,8 +16,6 @@ one per label, when tuned ones were stored; else 0.5).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +25,12 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from sklearn.metrics import precision_recall_fscore_support
 from torch import nn
 
 from imgrec.config import CONF_DIR
-from imgrec.data.images import decode_images
-from imgrec.data.readers import list_images, read_course
 from imgrec.errors import ImgrecError
-from imgrec.io import write_json, write_text
 from imgrec.models.summary import backbones_of
+from imgrec.predictions_io import read_inputs, write_predictions
 from imgrec.run import user_error
 
 log = logging.getLogger(__name__)
@@ -99,69 +94,16 @@ def rebuild_net(meta: dict, num_classes: int) -> nn.Module:
     return net
 
 
-@dataclass
-class Inputs:
-    images: np.ndarray
-    names: list[str]
-    targets: np.ndarray | None  # with annotations: in the checkpoint's label order
-
-
-def read_inputs(folder: str | Path, predictor: Predictor, on_bad_image: str = "error") -> Inputs:
-    """A folder of images, or a course-format folder (``images/``, and ``annotations/`` whose labels must
-    be the checkpoint's)."""
-    folder = Path(folder)
-    if (folder / "annotations").is_dir():
-        data = read_course(folder, predictor.image_size, True, on_bad_image)
-        if sorted(data.label_names) != sorted(predictor.label_names):
-            extra = sorted(set(data.label_names) - set(predictor.label_names))
-            lacking = sorted(set(predictor.label_names) - set(data.label_names))
-            raise ImgrecError(f"{folder / 'annotations'}: labels differ from the checkpoint's "
-                              f"(not in the checkpoint: {extra or 'none'}; missing: {lacking or 'none'})")
-        order = [data.label_names.index(name) for name in predictor.label_names]
-        return Inputs(data.images, data.names, data.targets[:, order])
-    image_dir = folder / "images" if (folder / "images").is_dir() else folder
-    paths = list_images(image_dir)
-    if not paths:
-        raise ImgrecError(f"{image_dir}: no image files")
-    images, kept, _ = decode_images(paths, predictor.image_size, True, on_bad_image)
-    if not kept:
-        raise ImgrecError(f"{image_dir}: no readable images")
-    return Inputs(images, [paths[i].name for i in kept], None)
-
-
-def write_predictions(out: Path, inputs: Inputs, probs: np.ndarray, predictor: Predictor) -> np.ndarray:
-    """``results.txt``, ``predictions.csv`` (and ``metrics.json`` with targets) in ``out``; returns the 0/1 matrix."""
-    predicted = (probs > predictor.thresholds).astype(int)
-    buffer = io.StringIO()
-    np.savetxt(buffer, predicted, fmt="%d")
-    write_text(out / "results.txt", buffer.getvalue())
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", *(f"p_{name}" for name in predictor.label_names), "labels"])
-    for name, p, row in zip(inputs.names, probs, predicted):
-        labels = " ".join(label for label, on in zip(predictor.label_names, row) if on)
-        writer.writerow([name, *(f"{v:.6f}" for v in p), labels])
-    write_text(out / "predictions.csv", buffer.getvalue())
-    if inputs.targets is not None:
-        precision, recall, f1, _ = precision_recall_fscore_support(inputs.targets, predicted, average="micro",
-                                                                   zero_division=0)
-        write_json(out / "metrics.json", {"f1_micro": float(f1), "precision": float(precision),
-                                          "recall": float(recall), "images": len(predicted)})
-        log.info("micro F1 %.4f (precision %.4f, recall %.4f) on %d labelled images", f1, precision, recall,
-                 len(predicted))
-    return predicted
-
-
 def predict(cfg: DictConfig) -> np.ndarray:
     for key in ("ckpt", "input"):
         if OmegaConf.is_missing(cfg, key):
             raise ImgrecError(f"{key}=... is required: python -m imgrec.predict ckpt=<file> input=<folder> "
                               "out=<folder>")
     predictor = load_predictor(cfg.ckpt)
-    inputs = read_inputs(cfg.input, predictor, cfg.on_bad_image)
+    inputs = read_inputs(cfg.input, predictor.label_names, predictor.image_size, cfg.on_bad_image)
     probs = predictor.probabilities(inputs.images, cfg.batch_size)
     out = Path(cfg.out)
-    predicted = write_predictions(out, inputs, probs, predictor)
+    predicted = write_predictions(out, inputs, probs, predictor.thresholds, predictor.label_names)
     log.info("%d images, %d labels: wrote %s and %s", len(predicted), len(predictor.label_names),
              out / "results.txt", out / "predictions.csv")
     return predicted

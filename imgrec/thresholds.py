@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imgrec.checkpoint_io import AtomicCheckpointIO
 from imgrec.errors import ImgrecError
-from imgrec.io import AtomicCheckpointIO
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ def test_labels_differing_from_the_checkpoint(trained, tmp_path):
     course = tmp_path / "course"
     shutil.copytree(root, course)
     (course / "annotations" / "disc.txt").rename(course / "annotations" / "people.txt")
-    with pytest.raises(ImgrecError, match=r"labels differ from the checkpoint's \(not in the checkpoint: "
+    with pytest.raises(ImgrecError, match=r"labels differ from the model's \(not in the model: "
                                           r"\['people'\]; missing: \['disc'\]\)"):
         predict(predict_cfg(summary["checkpoint"], course, tmp_path / "p"))
 
