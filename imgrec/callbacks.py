@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.trainer.states import TrainerFn
 
 from imgrec.errors import ImgrecError
+from imgrec.io import write_json
+
+log = logging.getLogger(__name__)
+
+# The trial's user attribute that tells the sweeper a run was pruned (the epoch it stopped after).
+PRUNED_AT = "pruned_at_epoch"
 
 
 class FiniteLoss(pl.Callback):
@@ -19,3 +28,49 @@ class FiniteLoss(pl.Callback):
         if loss is not None and not torch.isfinite(loss).all():
             raise ImgrecError(f"training loss is {loss.item()} at epoch {trainer.current_epoch}, batch {batch_idx} "
                               f"(global step {trainer.global_step}): lower the learning rate or use loss=seed_bce")
+
+
+class OptunaPruning(pl.Callback):
+    """Report ``monitor`` after each validation to trial ``trial`` of an Optuna study and stop the run
+    when the study's pruner says so (``hparams_search=optuna`` adds it; the sweeper in ``hydra_plugins/``
+    sets ``trial`` to the run's trial number).
+
+    The run reopens the study from its storage, so it works in the sweeper's process and in a
+    launcher's workers alike. A pruned run ends as an early-stopped one (evaluated, ``metrics.json``)
+    with ``pruned.json`` in its folder; the trial's ``pruned_at_epoch`` user attribute tells the
+    sweeper to record it as PRUNED. ``trial=None`` (a run outside a search) does nothing.
+    """
+
+    def __init__(self, storage: str, study_name: str, trial: int | None, monitor: str, output_dir: str,
+                 pruner: Any = None) -> None:
+        self.storage, self.study_name, self.number = storage, study_name, trial
+        self.monitor, self.output_dir, self.pruner = monitor, Path(output_dir), pruner
+        self._trial: Any = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.number is None or not trainer.is_global_zero:
+            return
+        import optuna
+
+        study = optuna.load_study(study_name=self.study_name, storage=self.storage, pruner=self.pruner)
+        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, self.number)
+        self._trial = optuna.trial.Trial(study, trial_id)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.number is None or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return  # not the best checkpoint's validation after fit
+        prune = False
+        if self._trial is not None:
+            value = trainer.callback_metrics.get(self.monitor)
+            if value is None:
+                raise ImgrecError(f"{self.monitor}: not logged, cannot report it to the Optuna trial")
+            epoch = trainer.current_epoch
+            self._trial.report(float(value), step=epoch)
+            prune = self._trial.should_prune()
+            if prune:
+                self._trial.set_user_attr(PRUNED_AT, epoch)
+                write_json(self.output_dir / "pruned.json",
+                           {"trial": self.number, "epoch": epoch, self.monitor: float(value)})
+        if trainer.strategy.broadcast(prune):  # every rank stops together
+            log.info("Optuna trial %d pruned after epoch %d", self.number, trainer.current_epoch)
+            trainer.should_stop = True
