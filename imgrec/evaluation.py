@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 
 from imgrec.distributed import gather_in_order
 from imgrec.models.module import MultiLabelModule
-from imgrec.thresholds import Thresholds, fit_thresholds, write_to_checkpoint
+from imgrec.thresholds import Thresholds, choose_rule, write_to_checkpoint
 
 
 @dataclass
@@ -44,7 +44,9 @@ class Evaluation:
                   for split in ("val", "test") for field in ("probs", "targets", "indices")}
         np.savez_compressed(tmp, label_names=np.array(self.label_names), names=np.array(self.names),
                             global_threshold=self.thresholds.global_threshold, thresholds=self.thresholds.per_class,
-                            fitted=self.thresholds.fitted, **arrays)
+                            fitted=self.thresholds.fitted, rule=self.thresholds.rule,
+                            rule_names=np.array(list(self.thresholds.scores)),
+                            rule_scores=np.array(list(self.thresholds.scores.values()), dtype=np.float64), **arrays)
         tmp.replace(path)
         return path
 
@@ -53,7 +55,9 @@ class Evaluation:
         with np.load(path) as z:
             splits = {split: SplitOutputs(z[f"{split}_probs"], z[f"{split}_targets"], z[f"{split}_indices"])
                       for split in ("val", "test")}
-            thresholds = Thresholds(float(z["global_threshold"]), z["thresholds"], z["fitted"])
+            rule = str(z["rule"]) if "rule" in z else "per_label"  # written before rules existed: per-label
+            scores = dict(zip(z["rule_names"].tolist(), z["rule_scores"].tolist())) if "rule" in z else {}
+            thresholds = Thresholds(float(z["global_threshold"]), z["thresholds"], z["fitted"], rule, scores)
             return cls(z["label_names"].tolist(), z["names"].tolist(), splits["val"], splits["test"], thresholds,
                        metrics or {})
 
@@ -67,15 +71,15 @@ def _split_outputs(trainer: pl.Trainer, model: MultiLabelModule, stage: str, ind
 
 
 def evaluate_best(trainer: pl.Trainer, model: MultiLabelModule, datamodule: pl.LightningDataModule,
-                  ckpt_path: str | None, min_support: int) -> Evaluation:
+                  ckpt_path: str | None, min_support: int, shrink: float = 0.0) -> Evaluation:
     """``datamodule`` is an image datamodule or a FeatureDataModule (which keeps the former as
     ``.images``); both serve val and test in the order of ``split.val`` and ``split.test``."""
     images = getattr(datamodule, "images", datamodule)
     metrics: dict[str, float] = {}
     metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0])
     val = _split_outputs(trainer, model, "val", images.split.val)
-    thresholds = fit_thresholds(val.probs, val.targets, min_support)  # val only: test never sets a threshold
-    model.set_thresholds(thresholds.as_meta()["thresholds"], thresholds.global_threshold)
+    thresholds = choose_rule(val.probs, val.targets, min_support, shrink)  # val only: test never sets a threshold
+    model.set_thresholds(thresholds)
     if ckpt_path and trainer.is_global_zero:  # test reloads this file, so it must carry the thresholds test applies
         write_to_checkpoint(ckpt_path, thresholds)
     trainer.strategy.barrier("thresholds")  # under DDP, no rank reloads it before they are written

@@ -10,8 +10,9 @@ Writes into ``out``:
 
 The checkpoint carries all it needs (``hyper_parameters``: ``label_names`` and ``meta``): the net's
 config, rebuilt with pretrained weights off since the checkpoint holds the weights; per backbone its
-input size and normalisation; the size images were decoded at; thresholds (``meta["thresholds"]``,
-one per label, when tuned ones were stored; else 0.5).
+input size and normalisation; the size images were decoded at; the thresholds fitted on held-out
+predictions and the rule chosen for them (``0.5``, ``global`` or ``per_label``, see
+:mod:`imgrec.thresholds`), applied by default; ``thresholds=<rule>`` applies another.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from imgrec.errors import ImgrecError
 from imgrec.models.summary import backbones_of
 from imgrec.predictions_io import read_inputs, write_predictions
 from imgrec.run import user_error
+from imgrec.thresholds import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,8 @@ META_KEYS = ("net_config", "input_sizes", "normalisation", "image_size")
 class Predictor:
     net: nn.Module
     label_names: list[str]
-    thresholds: np.ndarray  # one per label
+    thresholds: np.ndarray  # one per label: those of ``rule``
+    rule: str
     image_size: int  # images are decoded at this size, as in training
 
     @torch.inference_mode()
@@ -53,8 +56,9 @@ class Predictor:
         return torch.cat(chunks).float().numpy()
 
 
-def load_predictor(path: str | Path) -> Predictor:
-    """Rebuild the net of an ``imgrec.run`` checkpoint, loaded with ``weights_only=True``."""
+def load_predictor(path: str | Path, rule: str | None = None) -> Predictor:
+    """Rebuild the net of an ``imgrec.run`` checkpoint, loaded with ``weights_only=True``; ``rule``
+    overrides the checkpoint's threshold rule."""
     path = Path(path)
     if not path.is_file():
         raise ImgrecError(f"{path}: checkpoint not found")
@@ -71,10 +75,13 @@ def load_predictor(path: str | Path) -> Predictor:
     net = rebuild_net(meta, len(labels))
     state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(state)
-    thresholds = np.asarray(meta.get("thresholds", [0.5] * len(labels)), dtype=np.float32)
-    if thresholds.shape != (len(labels),):
-        raise ImgrecError(f"{path}: {thresholds.size} thresholds for {len(labels)} labels")
-    return Predictor(net.eval(), list(labels), thresholds, int(meta["image_size"]))
+    try:
+        thresholds = Thresholds.from_meta(meta, len(labels))
+    except ImgrecError as err:
+        raise ImgrecError(f"{path}: {err}") from None
+    rule = thresholds.rule if rule is None else str(rule)  # thresholds=0.5 arrives as a float
+    return Predictor(net.eval(), list(labels), thresholds.applied(rule).astype(np.float32), rule,
+                     int(meta["image_size"]))
 
 
 def rebuild_net(meta: dict, num_classes: int) -> nn.Module:
@@ -99,7 +106,8 @@ def predict(cfg: DictConfig) -> np.ndarray:
         if OmegaConf.is_missing(cfg, key):
             raise ImgrecError(f"{key}=... is required: python -m imgrec.predict ckpt=<file> input=<folder> "
                               "out=<folder>")
-    predictor = load_predictor(cfg.ckpt)
+    predictor = load_predictor(cfg.ckpt, cfg.get("thresholds"))
+    log.info("thresholds: %s", predictor.rule)
     inputs = read_inputs(cfg.input, predictor.label_names, predictor.image_size, cfg.on_bad_image)
     probs = predictor.probabilities(inputs.images, cfg.batch_size)
     out = Path(cfg.out)

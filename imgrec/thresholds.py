@@ -1,12 +1,18 @@
-"""Decision thresholds fitted on validation predictions, and stored in the checkpoint they belong to.
+"""Decision thresholds fitted on held-out predictions, and the rule that applies them by default.
 
-Only validation outputs ever reach :func:`fit_thresholds`: the test split measures the result.
-A prediction is positive when ``probability > threshold`` (torchmetrics' rule).
+Only held-out outputs (val of a single run, out-of-fold predictions of a cross-validation) ever reach
+:func:`fit_thresholds` and :func:`choose_rule`: the test split measures the result. A prediction is
+positive when ``probability > threshold`` (torchmetrics' rule).
+
+Three rules: ``0.5``; ``global`` (one threshold maximising micro F1); ``per_label`` (one per label,
+maximising that label's F1, shrunk toward the global one by ``shrink``). :func:`choose_rule` picks the
+rule by cross-fitting, since thresholds fitted and scored on the same images always favour the most
+flexible rule; ties go to the simpler rule, so a rule never wins without beating ``0.5``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +21,47 @@ import torch
 from imgrec.checkpoint_io import AtomicCheckpointIO
 from imgrec.errors import ImgrecError
 
+RULES = ("0.5", "global", "per_label")  # simplest first: the tie-break order
+
 
 @dataclass(frozen=True)
 class Thresholds:
-    """One global threshold (maximising micro F1) and one per label (maximising that label's F1).
-    ``fitted[j]`` is False where label ``j`` had too little support and uses the global one."""
+    """One global threshold (maximising micro F1), one per label (maximising that label's F1; labels
+    with too little support, ``fitted[j]`` False, use the global one) and the rule applied by default."""
 
     global_threshold: float
     per_class: np.ndarray
     fitted: np.ndarray
+    rule: str = "per_label"
+    scores: dict[str, float] = field(default_factory=dict)  # cross-fitted micro F1 of each rule
+
+    def applied(self, rule: str | None = None) -> np.ndarray:
+        """The per-label vector of ``rule`` (default: the chosen one)."""
+        rule = rule or self.rule
+        if rule == "0.5":
+            return np.full(len(self.per_class), 0.5)
+        if rule == "global":
+            return np.full(len(self.per_class), self.global_threshold)
+        if rule == "per_label":
+            return np.asarray(self.per_class, dtype=np.float64)
+        raise ImgrecError(f"thresholds={rule}: expected one of {', '.join(RULES)}")
 
     def as_meta(self) -> dict[str, object]:
         """The checkpoint contract (``hyper_parameters.meta``): plain floats, in label order."""
-        return {"thresholds": [float(t) for t in self.per_class], "global_threshold": float(self.global_threshold)}
+        return {"thresholds": [float(t) for t in self.per_class], "global_threshold": float(self.global_threshold),
+                "threshold_rule": self.rule}
+
+    @classmethod
+    def from_meta(cls, meta: dict, num_labels: int) -> Thresholds:
+        """What :meth:`as_meta` wrote; a checkpoint without thresholds applies 0.5, and one written before
+        rules existed applies its per-label thresholds, as it did then."""
+        if "thresholds" not in meta:
+            return cls(0.5, np.full(num_labels, 0.5), np.zeros(num_labels, bool), "0.5")
+        per_class = np.asarray(meta["thresholds"], dtype=np.float64)
+        if per_class.shape != (num_labels,):
+            raise ImgrecError(f"{per_class.size} thresholds for {num_labels} labels")
+        return cls(float(meta["global_threshold"]), per_class, np.ones(num_labels, bool),
+                   str(meta.get("threshold_rule", "per_label")))
 
 
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -50,17 +84,61 @@ def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, fl
     return float((s[k] + below) / 2), float(f1[k])
 
 
-def fit_thresholds(probs: np.ndarray, targets: np.ndarray, min_support: int) -> Thresholds:
-    """Fit on validation outputs. Labels with fewer than ``min_support`` positives get the global
-    threshold: a per-label F1 optimum over a handful of positives is mostly noise."""
+def fit_thresholds(probs: np.ndarray, targets: np.ndarray, min_support: int, shrink: float = 0.0) -> Thresholds:
+    """Fit on held-out outputs. Labels with fewer than ``min_support`` positives get the global
+    threshold: a per-label F1 optimum over a handful of positives is mostly noise. ``shrink`` > 0 pulls
+    each per-label threshold toward the global one as if ``shrink`` more positives sat at the global
+    optimum: ``(n_j t_j + shrink t) / (n_j + shrink)``."""
     if min_support < 1:
         raise ImgrecError(f"thresholds.min_support={min_support}: must be at least 1")
+    if shrink < 0:
+        raise ImgrecError(f"thresholds.shrink={shrink}: must be non-negative")
     probs, targets = np.asarray(probs), np.asarray(targets)
     global_threshold, _ = best_f1_threshold(probs, targets)
-    fitted = targets.sum(0) >= min_support
-    per_class = np.array([best_f1_threshold(probs[:, j], targets[:, j])[0] if fitted[j] else global_threshold
-                          for j in range(targets.shape[1])])
-    return Thresholds(global_threshold, per_class, fitted)
+    support = targets.sum(0)
+    fitted = support >= min_support
+    own = np.array([best_f1_threshold(probs[:, j], targets[:, j])[0] if fitted[j] else global_threshold
+                    for j in range(targets.shape[1])])
+    per_class = (support * own + shrink * global_threshold) / np.maximum(support + shrink, 1e-12)
+    return Thresholds(global_threshold, np.where(fitted, per_class, global_threshold), fitted)
+
+
+def micro_f1(predicted: np.ndarray, targets: np.ndarray) -> float:
+    predicted, targets = np.asarray(predicted).astype(bool), np.asarray(targets).astype(bool)
+    return float(2 * (predicted & targets).sum() / max(predicted.sum() + targets.sum(), 1))
+
+
+def cross_fitted_scores(probs: np.ndarray, targets: np.ndarray, groups: np.ndarray, min_support: int,
+                        shrink: float = 0.0) -> dict[str, float]:
+    """Micro F1 of each rule on every row, its thresholds fitted on the rows of the other ``groups``:
+    an estimate of how each rule carries to images it was not fitted on."""
+    probs, targets, groups = np.asarray(probs), np.asarray(targets).astype(bool), np.asarray(groups)
+    predicted = {rule: np.zeros_like(targets) for rule in RULES}
+    for g in np.unique(groups):
+        part, rest = groups == g, groups != g
+        fitted = fit_thresholds(probs[rest], targets[rest], min_support, shrink)
+        for rule in RULES:
+            predicted[rule][part] = probs[part] > fitted.applied(rule)
+    return {rule: micro_f1(predicted[rule], targets) for rule in RULES}
+
+
+def random_groups(n: int, folds: int, seed: int = 0) -> np.ndarray:
+    """Fold number of each of ``n`` rows: a seeded shuffle cut into ``folds`` near-equal parts."""
+    groups = np.empty(n, dtype=np.int64)
+    for k, part in enumerate(np.array_split(np.random.default_rng(seed).permutation(n), folds)):
+        groups[part] = k
+    return groups
+
+
+def choose_rule(probs: np.ndarray, targets: np.ndarray, min_support: int, shrink: float = 0.0,
+                groups: np.ndarray | None = None, folds: int = 5, seed: int = 0) -> Thresholds:
+    """Thresholds fitted on all of ``probs`` with the rule that scores best cross-fitted. ``groups``:
+    the CV folds of out-of-fold predictions; else ``folds`` seeded random parts (a single run's val)."""
+    if groups is None:
+        groups = random_groups(len(probs), max(2, min(folds, len(probs))), seed)
+    scores = cross_fitted_scores(probs, targets, groups, min_support, shrink)
+    rule = max(RULES, key=lambda r: (round(scores[r], 12), -RULES.index(r)))
+    return replace(fit_thresholds(probs, targets, min_support, shrink), rule=rule, scores=scores)
 
 
 def write_to_checkpoint(path: str | Path, thresholds: Thresholds) -> None:
@@ -69,17 +147,3 @@ def write_to_checkpoint(path: str | Path, thresholds: Thresholds) -> None:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     checkpoint.setdefault("hyper_parameters", {}).setdefault("meta", {}).update(thresholds.as_meta())
     AtomicCheckpointIO().save_checkpoint(checkpoint, path)
-
-
-def cross_fitted_f1(probs: np.ndarray, targets: np.ndarray, min_support: int, folds: int = 2, seed: int = 0) -> float:
-    """Micro F1 on val of thresholds fitted on the other folds of val, pooled over the folds: a val-only
-    estimate of how a threshold rule (``min_support``) carries to unseen images. Thresholds fitted and
-    scored on the same images always look best with one per label; this does not."""
-    probs, targets = np.asarray(probs), np.asarray(targets).astype(bool)
-    parts = np.array_split(np.random.default_rng(seed).permutation(len(probs)), folds)
-    predicted = np.zeros_like(targets)
-    for k, part in enumerate(parts):
-        rest = np.concatenate([p for j, p in enumerate(parts) if j != k])
-        predicted[part] = probs[part] > fit_thresholds(probs[rest], targets[rest], min_support).per_class
-    tp = (predicted & targets).sum()
-    return float(2 * tp / max(predicted.sum() + targets.sum(), 1))

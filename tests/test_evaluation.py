@@ -14,7 +14,7 @@ from sklearn.metrics import f1_score
 from imgrec.data.features import FeatureDataModule
 from imgrec.evaluation import Evaluation, evaluate_best
 from imgrec.run import train
-from imgrec.thresholds import fit_thresholds
+from imgrec.thresholds import Thresholds, choose_rule, fit_thresholds
 from tests.conftest import compose_cfg, run_cli
 
 
@@ -38,7 +38,12 @@ def test_tuned_thresholds_are_stored_and_applied_in_test(run_dir):
     assert np.allclose(refit.per_class, ev.thresholds.per_class)
     test = ev.test
     assert np.isclose(m["test/f1_micro"], f1_score(test.targets, test.probs > 0.5, average="micro"), atol=1e-6)
-    tuned = f1_score(test.targets, test.probs > np.array(meta["thresholds"]), average="micro")
+    # test_tuned applies the rule chosen by cross-fitting on val, stored with the thresholds
+    chosen = choose_rule(ev.val.probs, ev.val.targets, min_support=10)
+    assert meta["threshold_rule"] == ev.thresholds.rule == chosen.rule
+    assert chosen.scores[chosen.rule] >= chosen.scores["0.5"]
+    applied = Thresholds.from_meta(meta, len(ev.label_names)).applied()
+    tuned = f1_score(test.targets, test.probs > applied, average="micro")
     assert np.isclose(m["test_tuned/f1_micro"], tuned, atol=1e-6)
     assert {"val/map", "test/map", "test/f1_samples", "test_tuned/f1_samples", "test/hamming_loss"} <= set(m)
 

@@ -4,7 +4,15 @@ import torch
 from sklearn.metrics import f1_score
 
 from imgrec.errors import ImgrecError
-from imgrec.thresholds import best_f1_threshold, cross_fitted_f1, fit_thresholds, write_to_checkpoint
+from imgrec.thresholds import (
+    Thresholds,
+    best_f1_threshold,
+    choose_rule,
+    cross_fitted_scores,
+    fit_thresholds,
+    random_groups,
+    write_to_checkpoint,
+)
 
 
 def case(seed: int, n: int = 400, c: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -67,20 +75,54 @@ def _scores(n: int, shifts: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
     return 1 / (1 + np.exp(-logit)), y.astype(int)
 
 
-def test_cross_fitted_f1_scores_held_out_folds_like_sklearn():
+def test_cross_fitted_scores_score_held_out_folds_like_sklearn():
     probs, y = _scores(300, np.zeros(4), seed=0)
-    parts = np.array_split(np.random.default_rng(7).permutation(300), 3)
-    predicted = np.zeros_like(y)
-    for k, part in enumerate(parts):
-        rest = np.concatenate([p for j, p in enumerate(parts) if j != k])
-        predicted[part] = probs[part] > fit_thresholds(probs[rest], y[rest], 10).per_class
-    expected = f1_score(y, predicted, average="micro")
-    assert cross_fitted_f1(probs, y, 10, folds=3, seed=7) == pytest.approx(expected, abs=1e-9)
+    groups = random_groups(300, 3, seed=7)
+    predicted = {rule: np.zeros_like(y) for rule in ("0.5", "global", "per_label")}
+    for k in range(3):
+        part, rest = groups == k, groups != k
+        fitted = fit_thresholds(probs[rest], y[rest], 10)
+        predicted["0.5"][part] = probs[part] > 0.5
+        predicted["global"][part] = probs[part] > fitted.global_threshold
+        predicted["per_label"][part] = probs[part] > fitted.per_class
+    scores = cross_fitted_scores(probs, y, groups, 10)
+    for rule, pred in predicted.items():
+        assert scores[rule] == pytest.approx(f1_score(y, pred, average="micro"), abs=1e-9)
 
 
-def test_cross_fitted_f1_prefers_per_label_thresholds_only_when_labels_differ():
+def test_choose_rule_prefers_per_label_thresholds_only_when_labels_differ():
     shifted, y = _scores(2000, np.array([-3.0, 0.0, 3.0, 0.0]), seed=1)
-    per_label, global_only = cross_fitted_f1(shifted, y, 10), cross_fitted_f1(shifted, y, 10**9)
-    assert per_label > global_only + 0.02
+    chosen = choose_rule(shifted, y, 10)
+    assert chosen.rule == "per_label" and chosen.scores["per_label"] > chosen.scores["global"] + 0.02
+    np.testing.assert_array_equal(chosen.applied(), chosen.per_class)
     alike, y = _scores(2000, np.zeros(4), seed=1)
-    assert cross_fitted_f1(alike, y, 10) < cross_fitted_f1(alike, y, 10**9) + 0.01
+    assert choose_rule(alike, y, 10).rule != "per_label"
+
+
+def test_choose_rule_keeps_0_5_unless_a_fitted_rule_beats_it_held_out():
+    """Calibrated scores: 0.5 is already the best cut, so fitting can only add noise."""
+    rng = np.random.default_rng(3)
+    probs = rng.random((400, 5))
+    y = (rng.random((400, 5)) < probs).astype(int)  # P(y=1 | p) = p: calibrated
+    chosen = choose_rule(probs, y, 10)
+    assert chosen.scores[chosen.rule] >= chosen.scores["0.5"]
+    shifted = 1 / (1 + np.exp(-(np.log(probs / (1 - probs)) - 2.0)))  # under-confident: best cut far below 0.5
+    chosen = choose_rule(shifted, y, 10)
+    assert chosen.rule != "0.5" and chosen.scores[chosen.rule] > chosen.scores["0.5"] + 0.05
+
+
+def test_shrink_pulls_per_label_thresholds_toward_the_global_one():
+    probs, y = _scores(500, np.array([-2.0, 2.0]), seed=4)
+    free, shrunk = fit_thresholds(probs, y, 10), fit_thresholds(probs, y, 10, shrink=1e9)
+    np.testing.assert_allclose(shrunk.per_class, shrunk.global_threshold)
+    half = fit_thresholds(probs, y, 10, shrink=float(y[:, 0].sum()))
+    assert half.per_class[0] == pytest.approx((free.per_class[0] + free.global_threshold) / 2)
+
+
+def test_thresholds_round_trip_through_checkpoint_meta():
+    t = choose_rule(*_scores(300, np.zeros(3), seed=2), 10)
+    again = Thresholds.from_meta(t.as_meta(), 3)
+    assert again.rule == t.rule and np.allclose(again.applied(), t.applied())
+    old = Thresholds.from_meta({"thresholds": [0.3, 0.4, 0.6], "global_threshold": 0.45}, 3)
+    assert old.rule == "per_label"  # checkpoints written before rules existed keep what they applied
+    assert Thresholds.from_meta({}, 3).rule == "0.5"

@@ -22,7 +22,7 @@ from sklearn.metrics import f1_score
 from imgrec.analysis import plots
 from imgrec.analysis.run_report import ERROR_ANALYSIS, REPORT_DIR
 from imgrec.evaluation import Evaluation
-from imgrec.thresholds import cross_fitted_f1
+from imgrec.thresholds import cross_fitted_scores, random_groups
 
 COURSE_IMAGES = ("worst_images.png", "missing_label_candidates.png")  # galleries of course photos stay out of git
 PER_LABEL_MIN_SUPPORT = 10  # thresholds.min_support's default: labels with 10 val positives get their own
@@ -129,13 +129,14 @@ def _threshold_scores(folder: Path) -> dict[str, float]:
     """Test micro F1 at 0.5, at one global threshold and at per-label thresholds (both fitted on val),
     with sklearn, and the cross-fitted val estimate of the two fitted rules."""
     ev = Evaluation.load(folder / "predictions.npz")
-    t = ev.thresholds
+    t, halves = ev.thresholds, random_groups(len(ev.val.probs), 2)
+    crossed = cross_fitted_scores(ev.val.probs, ev.val.targets, halves, PER_LABEL_MIN_SUPPORT)
     return {
         "test @0.5": f1_score(ev.test.targets, ev.test.probs > 0.5, average="micro"),
         "test @global": f1_score(ev.test.targets, ev.test.probs > t.global_threshold, average="micro"),
         "test @per-label": f1_score(ev.test.targets, ev.test.probs > t.per_class, average="micro"),
-        "val cross-fit global": cross_fitted_f1(ev.val.probs, ev.val.targets, GLOBAL_ONLY),
-        "val cross-fit per-label": cross_fitted_f1(ev.val.probs, ev.val.targets, PER_LABEL_MIN_SUPPORT),
+        "val cross-fit global": crossed["global"],
+        "val cross-fit per-label": crossed["per_label"],
     }
 
 

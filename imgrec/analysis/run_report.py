@@ -19,6 +19,7 @@ from imgrec.analysis import plots
 from imgrec.analysis.errors import caption, mislabels, worst_images, wrong_label_distribution
 from imgrec.analysis.label_issues import candidate_missing_labels
 from imgrec.analysis.scores import binarize, per_class, summary
+from imgrec.dashboard.thumbnails import REVIEW, save_thumbnails
 from imgrec.data.stats import cooccurrence
 from imgrec.evaluation import Evaluation
 from imgrec.io import write_text
@@ -53,9 +54,13 @@ def summary_table(ev: Evaluation) -> pd.DataFrame:
     return pd.DataFrame(columns).rename_axis("metric")
 
 
+def rule_scores(ev: Evaluation) -> str:
+    return ", ".join(f"{rule} {score:.4f}" for rule, score in ev.thresholds.scores.items()) or "not stored"
+
+
 def per_class_table(ev: Evaluation, split: str) -> pd.DataFrame:
     outputs = getattr(ev, split)
-    table = per_class(outputs.probs, outputs.targets, ev.thresholds.per_class, ev.label_names)
+    table = per_class(outputs.probs, outputs.targets, ev.thresholds.applied(), ev.label_names)
     table.insert(3, "own_threshold", ev.thresholds.fitted)
     return table
 
@@ -68,7 +73,7 @@ def write_run_report(out_dir: str | Path, ev: Evaluation, images: np.ndarray | N
     rep = RunReport(out_dir / "report.md")
     fig_dir = out_dir / REPORT_DIR
     test = ev.test
-    preds = binarize(test.probs, ev.thresholds.per_class)
+    preds = binarize(test.probs, ev.thresholds.applied())
     names = [ev.names[i] for i in test.indices]
 
     def figure(name: str, fig: Any) -> str:
@@ -85,7 +90,7 @@ def write_run_report(out_dir: str | Path, ev: Evaluation, images: np.ndarray | N
     table("mislabels", mislabels(preds, test.targets, ev.label_names))
     wrong = wrong_label_distribution(preds, test.targets)
     table("wrong_labels_per_image", wrong.to_frame(), index=True)
-    candidates = candidate_missing_labels(test.probs, test.targets, ev.thresholds.per_class, ev.label_names, names)
+    candidates = candidate_missing_labels(test.probs, test.targets, ev.thresholds.applied(), ev.label_names, names)
     table("missing_label_candidates", candidates.drop(columns="row"))
     cooc_targets, cooc_preds = cooccurrence(test.targets, ev.label_names), cooccurrence(preds, ev.label_names)
     table("cooccurrence_targets", cooc_targets, index=True)
@@ -104,12 +109,14 @@ def write_run_report(out_dir: str | Path, ev: Evaluation, images: np.ndarray | N
           f"Fitted on the val outputs of the best checkpoint and stored in it (`meta.thresholds`): global "
           f"{ev.thresholds.global_threshold:.3f} (maximises val micro F1); per label, the threshold maximising "
           f"that label's val F1 where val has at least {min_support} positives "
-          f"({int(ev.thresholds.fitted.sum())} of {len(ev.label_names)} labels), else the global one.", "",
+          f"({int(ev.thresholds.fitted.sum())} of {len(ev.label_names)} labels), else the global one. "
+          f"Applied by default: **{ev.thresholds.rule}**, the rule with the best cross-fitted val micro F1 "
+          f"({rule_scores(ev)}); `test_tuned` metrics and `imgrec predict` use it.", "",
           "## Per label (test)", "",
-          "Precision, recall and F1 at the label's tuned threshold; `f1_at_0.5` at 0.5.", "",
+          "Precision, recall and F1 at the chosen rule's threshold; `f1_at_0.5` at 0.5.", "",
           markdown(rep.tables["per_label_test"]), "",
           figure("f1_per_label", plots.per_class_f1_bars(rep.tables["per_label_test"])), "",
-          figure("pr_curves", plots.pr_curves(test.probs, test.targets, ev.label_names, ev.thresholds.per_class,
+          figure("pr_curves", plots.pr_curves(test.probs, test.targets, ev.label_names, ev.thresholds.applied(),
                                               rep.tables["per_label_test"]["ap"].tolist())), "",
           "## Per label (val)", "", markdown(rep.tables["per_label_val"]), "",
           f"{ERROR_ANALYSIS} (test, tuned thresholds)", "",
@@ -130,6 +137,9 @@ def write_run_report(out_dir: str | Path, ev: Evaluation, images: np.ndarray | N
            f"threshold or that cleanlab's confident learning flags ({n_flagged}), most confident first. "
            f"Review them in `{REPORT_DIR}/missing_label_candidates.csv` (fill in `verdict`).", "",
            markdown(candidates.drop(columns=["row", "verdict"]).head(15), floatfmt=".3f"), ""]
+    if images is not None:  # the dashboard's galleries and label review inline these
+        worst_rows = test.indices[worst_images(test.probs, preds, test.targets, gallery_size)]
+        save_thumbnails(fig_dir, images, ev.names, [*worst_rows, *test.indices[candidates["row"].head(REVIEW)]])
     if images is not None and len(candidates):
         top = candidates.head(gallery_size)
         md += [figure("missing_label_candidates", plots.gallery(
