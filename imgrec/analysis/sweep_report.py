@@ -25,6 +25,11 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
     the overrides that differ between runs."""
     paths = sorted([*sweep_dir.glob("*/metrics.json"), *sweep_dir.glob("*/failed.json")],
                    key=lambda p: (len(p.parent.name), p.parent.name))
+    return table_of(paths)
+
+
+def table_of(paths: list[Path]) -> pd.DataFrame:
+    """The table of these ``metrics.json`` / ``failed.json`` files, one row each."""
     summaries = [json.loads(path.read_text()) for path in paths]
     shared = set.intersection(*(set(s.get("overrides", [])) for s in summaries)) if len(summaries) > 1 else set()
     rows = []
@@ -57,7 +62,12 @@ class SweepReport(Callback):
     """Writes the table when a sweep ends, then exits non-zero if any run failed."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        table = write_results(Path(config.hydra.sweep.dir), config.optimized_metric)
+        from imgrec.dashboard.page import write_dashboard  # it reads this module's table
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        table = write_results(sweep_dir, config.optimized_metric)
+        if not table.empty:  # the last line names the page (imgrec.dashboard)
+            print(f"dashboard: {write_dashboard(sweep_dir, metric=config.optimized_metric).resolve()}", flush=True)
         failed = int((table["status"] != "ok").sum()) if not table.empty else 0
         if failed:
             raise SystemExit(f"error: {failed} of {len(table)} runs failed (see the status column)")
