@@ -1,4 +1,7 @@
-"""The ``imgrec`` command: ``imgrec run|predict [hydra overrides]`` and ``imgrec synthetic``."""
+"""The ``imgrec`` command: ``imgrec run|predict|export [hydra overrides]`` and ``imgrec synthetic``.
+
+``imgrec predict model=<file.onnx> ...`` goes to :mod:`imgrec.onnx_predict`, decided here before anything
+imports torch, Lightning or Hydra."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ USAGE = """usage: imgrec <command> [args]
 commands:
   run [overrides]        train, validate and test (same as python -m imgrec.run)
   predict [overrides]    predict a folder of images from a checkpoint (python -m imgrec.predict)
+                         or, with model=<file.onnx>, on onnxruntime alone (python -m imgrec.onnx_predict)
+  export [overrides]     ckpt=<file> format=onnx|safetensors [out=<file>] (python -m imgrec.onnx_export)
   synthetic --out DIR    write the embedded synthetic dataset to DIR in the course format
 """
 
@@ -36,13 +41,22 @@ def main(argv: list[str] | None = None) -> None:
     if command == "synthetic":
         synthetic(rest)
         return
-    if command not in ("run", "predict"):
+    if command == "predict" and any(arg.startswith("model=") for arg in rest):
+        from imgrec.onnx_predict import main as onnx_predict_main
+
+        onnx_predict_main(rest)
+        return
+    if command not in ("run", "predict", "export"):
         raise SystemExit(f"imgrec: unknown command {command!r}\n{USAGE}")
     sys.argv = [f"imgrec {command}", *rest]  # Hydra reads its overrides from sys.argv
     if command == "run":
         from imgrec.run import cli as run_cli
 
         run_cli()
+    elif command == "export":
+        from imgrec.onnx_export import main as export_main
+
+        export_main()
     else:
         from imgrec.predict import main as predict_main
 

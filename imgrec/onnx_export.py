@@ -1,0 +1,114 @@
+"""Export a checkpoint: ``imgrec export ckpt=<file> format=onnx [out=<file>]`` (or ``format=safetensors``).
+
+The ONNX graph takes what a user has, decoded pixels: uint8 ``(N, image_size, image_size, 3)`` (NHWC,
+the size training decoded images at; the batch dimension is dynamic), and gives the probability of each
+label. The resize and normalisation of every backbone are inside the graph, as in the PyTorch net.
+Everything else prediction needs is in the model's metadata (``metadata_props``: JSON under ``imgrec.<key>``,
+see :func:`metadata_of`), so ``imgrec predict model=<file.onnx>`` runs on onnxruntime alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from imgrec.config import CONF_DIR
+from imgrec.errors import ImgrecError, exit_on_user_error
+from imgrec.onnx_predict import encode_metadata
+from imgrec.predict import Predictor, load_predictor
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+FORMATS = ("onnx", "safetensors")
+
+
+class PixelsToProbabilities(nn.Module):
+    """uint8 NHWC images -> label probabilities: the graph an ONNX export holds."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(images.permute(0, 3, 1, 2)))
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the ONNX model of ``checkpoint`` to ``out`` (atomically) and return ``out``."""
+    import onnx
+
+    predictor = load_predictor(checkpoint)
+    meta = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]["meta"]
+    graph = PixelsToProbabilities(predictor.net).eval()
+    example = torch.zeros(2, predictor.image_size, predictor.image_size, 3, dtype=torch.uint8)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            # The graph is traced at the decoded size: the resize branches are fixed by design.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(graph, (example,), str(tmp), input_names=["images"], output_names=["probabilities"],
+                              dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
+                              opset_version=OPSET, dynamo=False)
+        model = onnx.load(str(tmp))
+        for key, value in encode_metadata(metadata_of(predictor, meta)).items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(tmp))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def metadata_of(predictor: Predictor, meta: dict) -> dict:
+    """What the ONNX predict path needs besides the graph, from the loaded checkpoint."""
+    per_label, global_threshold = meta.get("thresholds"), meta.get("global_threshold")
+    rule = getattr(predictor, "rule", None) or ("per_label" if per_label is not None else "0.5")
+    return {
+        "label_names": predictor.label_names,
+        "image_size": predictor.image_size,
+        "threshold_rule": rule,
+        "thresholds": [float(t) for t in predictor.thresholds],
+        "per_label_thresholds": per_label,
+        "global_threshold": global_threshold,
+        "data_fingerprint": meta.get("data_fingerprint"),
+        "backbones": meta.get("backbones"),
+        "input_sizes": meta.get("input_sizes"),
+    }
+
+
+def export(cfg: DictConfig) -> Path:
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise ImgrecError("ckpt=... is required: imgrec export ckpt=<file> format=onnx [out=<file>]")
+    if cfg.format not in FORMATS:
+        raise ImgrecError(f"format={cfg.format}: expected one of {', '.join(FORMATS)}")
+    ckpt = Path(cfg.ckpt)
+    out = Path(cfg.out) if cfg.out else ckpt.with_suffix(f".{cfg.format}")
+    if cfg.format == "onnx":
+        export_onnx(ckpt, out)
+    else:
+        from imgrec.models.export import export_safetensors
+
+        load_predictor(ckpt)  # the same checks as the ONNX path before writing anything
+        export_safetensors(ckpt, out)
+    log.info("wrote %s", out)
+    return out
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
+def main(cfg: DictConfig) -> None:
+    exit_on_user_error(export, cfg)
+
+
+if __name__ == "__main__":
+    main()
