@@ -16,6 +16,7 @@ commands:
                          or, with model=<file.onnx>, on onnxruntime alone (python -m imgrec.onnx_predict)
   export [overrides]     ckpt=<file> format=onnx|safetensors [out=<file>] (python -m imgrec.onnx_export)
   synthetic --out DIR    write the embedded synthetic dataset to DIR in the course format
+  dashboard PATH         write PATH/dashboard.html for a run, sweep or CV folder (one offline page)
 """
 
 
@@ -32,6 +33,23 @@ def synthetic(argv: list[str]) -> None:
     print(f"wrote {args.n_images} images to {root}")
 
 
+def dashboard(argv: list[str]) -> None:
+    from imgrec.dashboard.page import write_dashboard
+    from imgrec.errors import ImgrecError
+
+    parser = argparse.ArgumentParser(prog="imgrec dashboard", description="Write one offline HTML dashboard.")
+    parser.add_argument("path", help="a run, sweep or cross-validation folder")
+    parser.add_argument("--out", help="file to write (default: PATH/dashboard.html)")
+    parser.add_argument("--metric", default="val/f1_micro", help="the metric that picks the best run")
+    parser.add_argument("--images", help="image folder for candidate thumbnails when the run saved none")
+    args = parser.parse_args(argv)
+    try:
+        path = write_dashboard(args.path, args.out, args.metric, args.images)
+    except ImgrecError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(f"dashboard: {path.resolve()}")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -40,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     command, rest = argv[0], argv[1:]
     if command == "synthetic":
         synthetic(rest)
+        return
+    if command == "dashboard":
+        dashboard(rest)
         return
     if command == "predict" and any(arg.startswith("model=") for arg in rest):
         from imgrec.onnx_predict import main as onnx_predict_main
