@@ -11,13 +11,21 @@ export WANDB_SILENT ?= true
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+LOCK := requirements.lock
+
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | { grep -v 'is ignored' || true; }
-	$(PY) -m pip install -q -e '.[dev]' 2>&1 | { grep -v -e 'is ignored' -e 'BuildBackendWarning' || true; }
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]' 2>&1 | { grep -v -e 'is ignored' -e 'BuildBackendWarning' || true; }
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install imgrec with dev extras (instant when nothing changed)
+install: $(STAMP) ## Create .venv and install imgrec with dev extras at the versions in requirements.lock (instant when nothing changed)
+
+lock: ## Re-resolve pyproject.toml's dependencies afresh and pin them in requirements.lock (after changing dependencies)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --dry-run --ignore-installed --report $(VENV)/lock-report.json -e '.[dev]' 2>&1 \
+		| { grep -v -e 'is ignored' -e 'BuildBackendWarning' || true; }
+	$(PY) tools/lock.py $(VENV)/lock-report.json $(LOCK)
 
 run: install ## Run the study's preprocessing sweep on the embedded synthetic dataset
 	$(PY) -m imgrec.run +experiment=preproc_sweep
@@ -47,10 +55,10 @@ reproduce: install ## The study on ../shared/data/idl2020-dev: every run, then e
 	$(PY) -m experiments.idl2020.reproduce $(ARGS)
 
 lint: install ## Lint with ruff
-	$(VENV)/bin/ruff check imgrec tests bench experiments
+	$(VENV)/bin/ruff check imgrec tests bench experiments tools hydra_plugins
 
 clean: ## Remove run outputs, caches and build leftovers (keeps .venv)
 	rm -rf logs wandb outputs multirun .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install run test test-all bench notebooks strip-notebooks experiment experiments reproduce lint clean
+.PHONY: help install lock run test test-all bench notebooks strip-notebooks experiment experiments reproduce lint clean
