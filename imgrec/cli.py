@@ -41,10 +41,9 @@ def dashboard(argv: list[str]) -> None:
     parser.add_argument("path", help="a run, sweep or cross-validation folder")
     parser.add_argument("--out", help="file to write (default: PATH/dashboard.html)")
     parser.add_argument("--metric", default="val/f1_micro", help="the metric that picks the best run")
-    parser.add_argument("--images", help="image folder for candidate thumbnails when the run saved none")
     args = parser.parse_args(argv)
     try:
-        path = write_dashboard(args.path, args.out, args.metric, args.images)
+        path = write_dashboard(args.path, args.out, args.metric)
     except ImgrecError as err:
         raise SystemExit(f"error: {err}") from None
     print(f"dashboard: {path.resolve()}")

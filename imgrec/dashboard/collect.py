@@ -3,15 +3,15 @@
 Everything comes from files the runs already wrote: ``metrics.json`` (through the sweep table,
 :func:`imgrec.analysis.sweep_report.table_of`), ``predictions.npz`` (curves, per-label F1, galleries,
 co-occurrence), ``report/missing_label_candidates.csv`` and ``report/thumbnails.json`` (label review).
-A CV folder is a sweep of fold runs with a ``cv.json``; its table gets mean ± std over the folds, and
-the review uses the out-of-fold candidates when ``oof.npz`` is there.
+A CV folder is a sweep of fold runs with the aggregate of :mod:`imgrec.analysis.cv`: its table gets the
+mean ± std over the folds from ``cv.json``, and the review lists its out-of-fold candidates (train+val
+images, whose thumbnails are read through the runs' data config, as for runs saved without any).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,9 @@ from imgrec.data.stats import cooccurrence
 from imgrec.errors import ImgrecError
 from imgrec.evaluation import Evaluation
 
-log = logging.getLogger(__name__)
-
 GALLERY = 12  # images in each run's error gallery
 CURVE_POINTS = 100  # points kept per curve (keeps a sweep's page small)
+CANDIDATES = "missing_label_candidates.csv"  # a run's report/ and a CV folder hold one
 GRID = np.round(np.linspace(0.01, 0.99, 99), 2)  # thresholds of the F1-against-threshold curves
 
 
@@ -119,26 +118,13 @@ def run_data(run_dir: Path, name: str, images: Images) -> dict[str, Any] | None:
 
 def candidates_of(run_dir: Path, review: int) -> pd.DataFrame:
     """The run's missing-label candidates (its report's CSV, else recomputed from its test outputs)."""
-    path = run_dir / REPORT_DIR / "missing_label_candidates.csv"
+    path = run_dir / REPORT_DIR / CANDIDATES
     if path.is_file():
         return pd.read_csv(path, keep_default_na=False).head(review)
     ev = load_run(run_dir)
     names = [ev.names[i] for i in ev.test.indices]
     return candidate_missing_labels(ev.test.probs, ev.test.targets, ev.thresholds.applied(), ev.label_names,
                                     names).head(review)
-
-
-def oof_candidates(path: Path, review: int) -> pd.DataFrame | None:
-    """Candidates from a CV's out-of-fold probabilities (``oof.npz``: probs, targets, label_names, names,
-    optionally thresholds); None when the file lacks them."""
-    with np.load(path) as z:
-        if not {"probs", "targets", "label_names", "names"} <= set(z.files):
-            log.warning("%s: no probs/targets/label_names/names arrays; review uses the best fold", path)
-            return None
-        probs, targets = z["probs"], z["targets"]
-        thresholds = z["thresholds"] if "thresholds" in z.files else np.full(probs.shape[1], 0.5)
-        return candidate_missing_labels(probs, targets, thresholds, z["label_names"].tolist(),
-                                        z["names"].tolist()).head(review)
 
 
 def review_data(candidates: pd.DataFrame, thumbs: dict[str, str], images: Images) -> list[dict[str, Any]]:
@@ -154,17 +140,14 @@ def settings_of(table: pd.DataFrame) -> dict[str, list[str | None]]:
     return {k: [p.get(k) for p in parsed] for k in keys}
 
 
-def cv_summary(table: pd.DataFrame) -> dict[str, list[float]]:
-    """Mean and standard deviation (ddof=1) over the finished folds of each metric column."""
-    ok = table[table["status"] == "ok"]
-    return {c: [float(ok[c].mean()), float(ok[c].std(ddof=1))] for c in [*COLUMNS, "seconds"]
-            if c in ok and ok[c].notna().sum() > 1}
+def cv_summary(path: Path) -> dict[str, list[float]]:
+    """Mean and std over the folds of each metric, as the CV aggregate wrote them (``cv.json``)."""
+    metrics = json.loads((path / "cv.json").read_text()).get("metrics", {})
+    return {name: [stat["mean"], stat["std"]] for name, stat in metrics.items()}
 
 
-def collect_folder(path: str | Path, metric: str = "val/f1_micro", review: int = thumbnails.REVIEW,
-                   image_dir: str | Path | None = None) -> dict[str, Any]:
-    """Everything the page shows. ``image_dir``: read candidate thumbnails from the image files there
-    when the run's report has none (a run written without galleries)."""
+def collect_folder(path: str | Path, metric: str = "val/f1_micro", review: int = thumbnails.REVIEW) -> dict[str, Any]:
+    """Everything the page shows."""
     path = Path(path).resolve()
     kind = folder_kind(path)
     if kind == "run":
@@ -177,19 +160,19 @@ def collect_folder(path: str | Path, metric: str = "val/f1_micro", review: int =
     images = Images()
     runs = [r for run, d in run_dirs.items() if (r := run_data(d, run, images)) is not None]
     best = path.name if kind == "run" else (best_run(path, table, metric) or (None,))[0]
-    candidates = None
-    if kind == "cv" and (path / "oof.npz").is_file():
-        candidates = oof_candidates(path / "oof.npz", review)
-    if candidates is None and best is not None and (run_dirs[best] / "predictions.npz").is_file():
+    candidates, thumbs = pd.DataFrame(), {}
+    if kind == "cv" and (path / CANDIDATES).is_file():  # out-of-fold: every train+val image
+        candidates = pd.read_csv(path / CANDIDATES, keep_default_na=False).head(review)
+    elif best is not None and (run_dirs[best] / "predictions.npz").is_file():
         candidates = candidates_of(run_dirs[best], review)
-    thumbs = thumbnails.load_thumbnails(run_dirs[best] / REPORT_DIR) if best is not None else {}
-    if image_dir is not None and candidates is not None:
-        missing = [name for name in candidates["image"].astype(str) if name not in thumbs]
-        thumbs.update(thumbnails.from_folder(Path(image_dir), missing))
+        thumbs = thumbnails.load_thumbnails(run_dirs[best] / REPORT_DIR)
+    missing = [name for name in candidates.get("image", pd.Series()).astype(str) if name not in thumbs]
+    source = run_dirs.get(best) if best is not None else None
+    if missing and source is not None and (source / "config_resolved.yaml").is_file():
+        thumbs.update(thumbnails.from_config(source, missing))
     columns = [c for c in ["run", "settings", "status", *COLUMNS, "epochs", "seconds"] if c in table]
     records = json.loads(table[columns].to_json(orient="records"))  # NaN -> null
     return {"title": f"{path.name} ({kind})", "path": str(path), "kind": kind, "metric": metric, "best": best,
-            "columns": columns, "rows": records, "summary": cv_summary(table) if kind == "cv" else None,
-            "settings": settings_of(table), "runs": runs,
-            "candidates": review_data(candidates, thumbs, images) if candidates is not None else [],
+            "columns": columns, "rows": records, "summary": cv_summary(path) if kind == "cv" else None,
+            "settings": settings_of(table), "runs": runs, "candidates": review_data(candidates, thumbs, images),
             "images": images.uris}

@@ -28,8 +28,7 @@ def render(data: dict[str, Any]) -> str:
     return page.replace("/*PLOTLY*/", get_plotlyjs(), 1)  # last: the library's text is never searched
 
 
-def write_dashboard(path: str | Path, out: str | Path | None = None, metric: str = "val/f1_micro",
-                    image_dir: str | Path | None = None) -> Path:
+def write_dashboard(path: str | Path, out: str | Path | None = None, metric: str = "val/f1_micro") -> Path:
     """Write the dashboard of a run, sweep or CV folder (default ``<path>/dashboard.html``)."""
-    data = collect_folder(path, metric, image_dir=image_dir)
+    data = collect_folder(path, metric)
     return write_text(Path(out) if out else Path(path) / FILE, render(data))

@@ -24,10 +24,9 @@ QUALITY = 80
 REVIEW = 100  # missing-label candidates (most confident first) that get a thumbnail for the label review
 
 
-def data_uri(image: np.ndarray | Image.Image) -> str:
-    """A JPEG ``data:`` URI of the image shrunk to at most SIZE pixels a side."""
-    pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
-    pil = pil.convert("RGB")
+def data_uri(image: np.ndarray) -> str:
+    """A JPEG ``data:`` URI of an ``(H, W, 3)`` uint8 image shrunk to at most SIZE pixels a side."""
+    pil = Image.fromarray(np.asarray(image, dtype=np.uint8))
     pil.thumbnail((SIZE, SIZE))
     buffer = io.BytesIO()
     pil.save(buffer, format="JPEG", quality=QUALITY)
@@ -44,6 +43,12 @@ def load_thumbnails(report_dir: Path) -> dict[str, str]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def from_folder(folder: Path, names: Iterable[str]) -> dict[str, str]:
-    """Thumbnails read from the image files themselves (``folder/<name>``), for runs whose report has none."""
-    return {name: data_uri(Image.open(folder / name)) for name in names if (Path(folder) / name).is_file()}
+def from_config(run_dir: Path, names: Iterable[str]) -> dict[str, str]:
+    """Thumbnails of images no report kept (a CV's train+val candidates, runs written without galleries),
+    read through the run's data config (``config_resolved.yaml``)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    data = instantiate(OmegaConf.load(Path(run_dir) / "config_resolved.yaml").data).read()
+    row = {name: i for i, name in enumerate(data.names)}
+    return {name: data_uri(data.images[row[name]]) for name in names if name in row}

@@ -1,12 +1,13 @@
 import json
 import shutil
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from imgrec.dashboard.collect import GALLERY, collect_folder
 from imgrec.dashboard.page import FILE
+from imgrec.dashboard.thumbnails import data_uri
+from imgrec.data.synthetic import make_synthetic
 from imgrec.errors import ImgrecError
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -36,14 +37,19 @@ def test_run_table_and_per_label_f1_match_the_run_files(sweep):
     assert [c["image"] for c in data["candidates"]] == candidates["image"].head(len(data["candidates"])).tolist()
 
 
-def test_a_cv_folder_gets_mean_and_std_over_folds(sweep, tmp_path):
+def test_a_cv_folder_shows_its_aggregate_and_out_of_fold_candidates(sweep, tmp_path):
     folder, _ = sweep
     cv = shutil.copytree(folder, tmp_path / "cv", ignore=shutil.ignore_patterns("checkpoints", "*.safetensors"))
-    (cv / "cv.json").write_text("{}")
+    stats = {"test/f1_micro": {"mean": 0.61, "std": 0.02}, "val/f1_micro": {"mean": 0.7, "std": 0.01}}
+    (cv / "cv.json").write_text(json.dumps({"folds": 2, "metrics": stats}))
+    train_images = ["im1.jpg", "im2.jpg", "im3.jpg"]
+    pd.DataFrame({"image": train_images, "label": "disc", "probability": 0.9, "given_labels": "-"}).to_csv(
+        cv / "missing_label_candidates.csv", index=False)
     data = collect_folder(cv)
-    f1 = [json.loads((folder / str(k) / "metrics.json").read_text())["metrics"]["test/f1_micro"] for k in (0, 1)]
-    assert data["kind"] == "cv"
-    assert data["summary"]["test/f1_micro"] == pytest.approx([np.mean(f1), np.std(f1, ddof=1)])
+    assert data["kind"] == "cv" and data["summary"] == {k: [v["mean"], v["std"]] for k, v in stats.items()}
+    assert [c["image"] for c in data["candidates"]] == train_images
+    pixels = make_synthetic(200, 0).images  # the sweep's data (data.n_images=200, data_seed 0)
+    assert [data["images"][c["img"]] for c in data["candidates"]] == [data_uri(pixels[k]) for k in range(3)]
 
 
 def test_not_a_run_folder(tmp_path):
