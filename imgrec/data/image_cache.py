@@ -42,9 +42,10 @@ def load_images(paths: Sequence[Path], size: int = 128, resize: bool = True, on_
     folder = Path(cache_dir) / "images"
     array, index = folder / f"{key}.npy", folder / f"{key}.json"
     if index.is_file() and array.is_file():  # the index is written last: its presence means complete
-        meta = json.loads(index.read_text())
-        log.info("images: decoded-image cache hit %s", array)
-        return np.load(array, mmap_mode="r"), meta["kept"], meta["skipped"]
+        hit = _read(array, index, size)
+        if hit is not None:
+            log.info("images: decoded-image cache hit %s", array)
+            return hit
     images, kept, skipped = decode_images(paths, size, resize, on_bad_image)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{key}.tmp.npy"
@@ -52,3 +53,20 @@ def load_images(paths: Sequence[Path], size: int = 128, resize: bool = True, on_
     tmp.replace(array)
     write_json(index, {"kept": kept, "skipped": skipped, "count": len(paths)})
     return np.load(array, mmap_mode="r"), kept, skipped
+
+
+def _read(array: Path, index: Path, size: int) -> tuple[np.ndarray, list[int], list[str]] | None:
+    """The cached images, or None for a damaged entry (truncated or corrupted array, unreadable index,
+    wrong shape): that is logged in one line and deleted, so that the caller decodes again."""
+    try:
+        meta = json.loads(index.read_text())
+        images = np.load(array, mmap_mode="r")
+        expected = (len(meta["kept"]), size, size, 3)
+        if images.shape != expected or images.dtype != np.uint8:
+            raise ValueError(f"{images.dtype} {images.shape}, expected uint8 {expected}")
+        return images, meta["kept"], meta["skipped"]
+    except (OSError, ValueError, KeyError, TypeError) as err:  # json's JSONDecodeError is a ValueError
+        log.warning("images: %s is damaged (%s); deleting it and decoding again", array, err)
+        array.unlink(missing_ok=True)
+        index.unlink(missing_ok=True)
+        return None

@@ -1,4 +1,7 @@
+import logging
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from imgrec.data.image_cache import load_images
@@ -24,3 +27,22 @@ def test_changed_image_is_never_served_stale(course_dir, tmp_path):
     assert not np.array_equal(before.images[0], after.images[0]) and after.images[0, ..., 0].mean() > 240
     assert np.array_equal(before.images[1:], after.images[1:])
     assert len(list((tmp_path / "cache" / "images").glob("*.npy"))) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate_array", "garbage_index"])
+def test_damaged_cache_entry_is_decoded_again(course_dir, tmp_path, caplog, damage):
+    paths = list_images(course_dir / "images")
+    first, kept, _ = load_images(paths, cache_dir=tmp_path)
+    first = np.array(first)  # not the memmap: the damage below is done to the mapped file in place
+    array = next((tmp_path / "images").glob("*.npy"))
+    if damage == "truncate_array":
+        array.write_bytes(array.read_bytes()[: array.stat().st_size // 2])
+    else:
+        array.with_suffix(".json").write_text("{not json")
+    with caplog.at_level(logging.WARNING):
+        again, kept_again, _ = load_images(paths, cache_dir=tmp_path)
+    assert np.array_equal(first, again) and kept == kept_again
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith(f"images: {array} is damaged")
+    hit, _, _ = load_images(paths, cache_dir=tmp_path)  # rebuilt whole: a plain hit again
+    assert isinstance(hit, np.memmap) and np.array_equal(first, hit)
