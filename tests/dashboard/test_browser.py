@@ -94,6 +94,8 @@ def test_review_exports_corrections_that_the_data_module_applies(page, sweep, tm
     path = tmp_path / "corrections.csv"
     download.value.save_as(path)
     rows = list(csv.DictReader(path.open()))
+    page.reload()  # verdicts survive a reload (browser storage)
+    assert ["accept" in cards.nth(k).get_attribute("class") for k in range(3)] == [True, True, False]
     assert [(r["image"], r["label"], r["action"], r["verdict"]) for r in rows] == [
         (names[0], labels[0], "add", "accept"), (names[1], labels[1], "add", "accept"),
         (names[2], labels[2], "add", "reject")]
