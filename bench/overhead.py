@@ -22,7 +22,8 @@ def make_module(num_labels: int, label_names: list[str]) -> MultiLabelModule:
     return MultiLabelModule(
         net=lambda num_classes: TransferNet([create_backbone("efficientnet_lite0", input_size=96)], num_classes,
                                             freeze=False),
-        optimizer=lambda params: torch.optim.Adam(params, lr=1e-4), label_names=label_names)
+        optimizer=lambda params: torch.optim.Adam(params, lr=1e-4), label_names=label_names,
+        loss=torch.nn.BCEWithLogitsLoss())
 
 
 def plain_epoch(module: MultiLabelModule, loader: DataLoader) -> float:

@@ -1,4 +1,5 @@
-"""OmegaConf resolvers used by ``conf/``: registered on import of :mod:`imgrec.run`."""
+"""OmegaConf resolvers used by ``conf/``: registered on import of :mod:`imgrec.run`, together with the
+generated config options (:mod:`imgrec.models.architectures`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from imgrec.models import architectures
 
 
 def wandb_offline() -> bool:
@@ -42,6 +45,7 @@ def run_id(output_dir: str) -> str:
 
 
 def register() -> None:
+    architectures.register()
     OmegaConf.register_new_resolver("imgrec.wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("imgrec.sweep_group", sweep_group, replace=True)
     OmegaConf.register_new_resolver("imgrec.launch_id", launch_id, replace=True)

@@ -54,7 +54,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     meta = {"net_config": OmegaConf.to_yaml(cfg.model.net, resolve=True),
             "data_fingerprint": datamodule.data.fingerprint,
             "image_size": int(datamodule.data.images.shape[1])}  # predict decodes images at this size
-    loss = instantiate(cfg.loss)
+    loss = instantiate(cfg.model.loss)
     if isinstance(loss, functools.partial):  # a data-dependent loss (pos_weight) gets the train targets
         loss = loss(train_targets=datamodule.data.targets[datamodule.train_indices])
     model = instantiate(cfg.model, label_names=datamodule.label_names, meta=meta, loss=loss)

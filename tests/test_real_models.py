@@ -16,7 +16,7 @@ from tests.conftest import SHARED_DATA, most_frequent_f1, run_cli
 CASES = {
     "scratch_small": ["+arch=scratch_small", "trainer.max_epochs=8"],
     "transfer_lite0_hidden": ["+arch=transfer_lite0_hidden"],
-    "finetune_lite0": ["model.net.freeze=false", "model.net.frozen_epochs=1", "trainer.max_epochs=3"],
+    "finetune_lite0": ["model.net.freeze=false", "model.finetuning.frozen_epochs=1", "trainer.max_epochs=3"],
     "ensemble_lite0_lite2": ["+arch=ensemble"],
 }
 

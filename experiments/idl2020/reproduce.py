@@ -41,7 +41,7 @@ STEPS: dict[str, list[str]] = {
     "scratch": ["+arch=scratch_small,scratch_medium", "trainer.max_epochs=30"],
     # Lite0 fine-tuned end to end at 128 px (one epoch with the backbone frozen first; ~75 s an epoch).
     "finetune": ["+arch=transfer_lite0", "model.net.input_size=128", "model.net.freeze=false",
-                 "model.net.frozen_epochs=1", "trainer.max_epochs=10"],
+                 "model.finetuning.frozen_epochs=1", "trainer.max_epochs=10"],
 }
 SEEDS = "1,2,3"
 TOP = 3  # frozen configurations run with SEEDS, besides the baseline

@@ -15,6 +15,7 @@ from torchmetrics import MetricCollection
 from imgrec.metrics import build_metrics, build_per_class_f1, thresholded_metrics
 from imgrec.models.summary import backbones_of, describe, format_size, model_size
 from imgrec.models.transfer import TransferNet, UnfreezeBackbones
+from imgrec.thresholds import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,13 @@ class MultiLabelModule(pl.LightningModule):
     Tuned decision thresholds, once set (:meth:`set_thresholds`, or ``meta["thresholds"]`` of a loaded
     checkpoint), are applied in test beside 0.5: ``test_tuned/f1_micro`` next to ``test/f1_micro``.
     The last val/test epoch's probabilities and targets are kept for reports (:meth:`outputs`).
-    ``channels_last`` and ``compile`` are the GPU switches of every backbone (:meth:`Backbone.speed_up`)."""
+    ``channels_last`` and ``compile`` are the GPU switches of every backbone (:meth:`Backbone.speed_up`).
+    ``finetuning`` is the backbones' schedule when ``net`` is a :class:`TransferNet` with ``freeze=False``."""
 
     def __init__(self, net: Callable[..., nn.Module], optimizer: Callable[..., torch.optim.Optimizer],
-                 label_names: list[str], loss: nn.Module | None = None,
-                 scheduler: Callable[..., Any] | None = None, meta: dict[str, Any] | None = None,
-                 channels_last: bool = False, compile: bool = False) -> None:
+                 label_names: list[str], loss: nn.Module, scheduler: Callable[..., Any] | None = None,
+                 meta: dict[str, Any] | None = None, channels_last: bool = False, compile: bool = False,
+                 finetuning: UnfreezeBackbones | None = None) -> None:
         super().__init__()
         # Plain containers only, so that checkpoints load with weights_only=True.
         self.label_names = [str(name) for name in label_names]
@@ -42,7 +44,7 @@ class MultiLabelModule(pl.LightningModule):
         self.size = model_size(self.net)
         for backbone in backbones_of(self.net):
             backbone.speed_up(channels_last, compile)
-        self.loss = loss if loss is not None else nn.BCEWithLogitsLoss()
+        self.loss, self.finetuning = loss, finetuning
         self.optimizer, self.scheduler = optimizer, scheduler
         n = len(self.label_names)
         self.val_metrics = build_metrics(n).clone(prefix="val/")
@@ -100,16 +102,15 @@ class MultiLabelModule(pl.LightningModule):
             raise RuntimeError(f"no {stage} outputs: run trainer.validate/test first")
         return torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs])
 
-    def set_thresholds(self, thresholds: list[float], global_threshold: float) -> None:
-        """Apply per-label thresholds in test, and record them in ``meta`` for later checkpoints."""
-        self.thresholds = torch.tensor(thresholds, dtype=torch.float32)
-        self.hparams["meta"].update({"thresholds": [float(t) for t in thresholds],
-                                     "global_threshold": float(global_threshold)})
+    def set_thresholds(self, thresholds: Thresholds) -> None:
+        """Apply the thresholds' chosen rule in test, and record them in ``meta`` for later checkpoints."""
+        self.thresholds = torch.tensor(thresholds.applied(), dtype=torch.float32)
+        self.hparams["meta"].update(thresholds.as_meta())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         meta = checkpoint.get("hyper_parameters", {}).get("meta", {})
         if "thresholds" in meta:
-            self.set_thresholds(meta["thresholds"], meta["global_threshold"])
+            self.set_thresholds(Thresholds.from_meta(meta, len(self.label_names)))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -130,8 +131,8 @@ class MultiLabelModule(pl.LightningModule):
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """Fine-tuning a transfer net: its backbones' freeze/unfreeze schedule and learning rate."""
-        if isinstance(self.net, TransferNet) and not self.net.freeze:
-            return [UnfreezeBackbones(self.net.frozen_epochs, self.net.backbone_lr_scale)]
+        if self.finetuning is not None and isinstance(self.net, TransferNet) and not self.net.freeze:
+            return [self.finetuning]
         return []
 
     def configure_optimizers(self) -> Any:

@@ -7,9 +7,8 @@ stride; the first block of a stage does the striding and the change of width.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -75,13 +74,18 @@ class InceptionBlock(nn.Module):
 class Stage:
     """One stage: ``blocks`` blocks of type ``block`` with ``width`` output channels; the first one
     strides by ``stride``. ``shortcut`` adds the input around each block (default: residual yes,
-    inception no)."""
+    inception no). A config entry instantiates it (``_target_``); :class:`ScratchNet` checks it."""
 
     block: str
     blocks: int
     width: int
     stride: int = 1
     shortcut: bool | None = None
+
+    def check(self, where: str) -> None:
+        if self.block not in BLOCKS:
+            raise ImgrecError(f"{where}.block={self.block!r}: expected one of {', '.join(BLOCKS)}")
+        _check_sizes(where, self.blocks, self.width, self.stride)
 
     def build(self, c_in: int) -> nn.Sequential:
         cls = ResidualBlock if self.block == "residual" else InceptionBlock
@@ -100,24 +104,17 @@ class Stem:
     stride: int = 1
     pool: bool = False
 
+    def check(self, where: str) -> None:
+        _check_sizes(where, self.width, self.kernel, self.stride)
+
     def build(self) -> nn.Sequential:
         layers = conv_bn(3, self.width, self.kernel, self.stride)
         return nn.Sequential(*layers, nn.MaxPool2d(3, 2, 1)) if self.pool else layers
 
 
-def parse(cls: type[Stem] | type[Stage], where: str, spec: Mapping[str, Any]) -> Any:
-    """``spec`` as a ``cls``; one line naming the config key when a key or value is wrong."""
-    try:
-        value = cls(**dict(spec))
-    except TypeError as err:
-        keys = ", ".join(cls.__dataclass_fields__)
-        raise ImgrecError(f"{where}: {err} (keys: {keys})") from None
-    if isinstance(value, Stage) and value.block not in BLOCKS:
-        raise ImgrecError(f"{where}.block={value.block!r}: expected one of {', '.join(BLOCKS)}")
-    numbers = [getattr(value, k) for k in ("width", "kernel", "stride", "blocks") if hasattr(value, k)]
-    if any(not isinstance(n, int) or n < 1 for n in numbers):
-        raise ImgrecError(f"{where}: sizes must be positive integers, got {dict(spec)}")
-    return value
+def _check_sizes(where: str, *sizes: int) -> None:
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes):
+        raise ImgrecError(f"{where}: sizes must be positive integers, got {sizes}")
 
 
 class ScratchNet(nn.Module):
@@ -128,26 +125,25 @@ class ScratchNet(nn.Module):
     statistics to follow, it maps [0, 1] to [-1, 1] with a fixed mean and std of 0.5 per channel
     (batch norm after the first convolution absorbs any remaining offset and scale).
 
-    ``stem``: ``{width, kernel, stride, pool}`` (see :class:`Stem`); ``stages``: a list of
-    ``{block, blocks, width, stride, shortcut}`` (see :class:`Stage`).
+    ``head`` builds the classifier from ``(in_features, num_classes)`` (a :class:`Head` partial).
     """
 
-    def __init__(self, num_classes: int, stem: Mapping[str, Any], stages: Sequence[Mapping[str, Any]],
-                 head: Mapping[str, Any] | None = None, input_size: int = 128) -> None:
+    def __init__(self, num_classes: int, stem: Stem, stages: Sequence[Stage],
+                 head: Callable[[int, int], nn.Module] = Head, input_size: int = 128) -> None:
         super().__init__()
         if not stages:
             raise ImgrecError("model.net.stages: at least one stage is needed")
-        stem_cfg: Stem = parse(Stem, "model.net.stem", stem)
-        layers: list[nn.Module] = [stem_cfg.build()]
-        width = stem_cfg.width
-        for index, spec in enumerate(stages):
-            stage: Stage = parse(Stage, f"model.net.stages.{index}", spec)
+        stem.check("model.net.stem")
+        layers: list[nn.Module] = [stem.build()]
+        width = stem.width
+        for index, stage in enumerate(stages):
+            stage.check(f"model.net.stages.{index}")
             layers.append(stage.build(width))
             width = stage.width
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.trunk = Backbone(nn.Sequential(*layers), width, "scratch", int(input_size), (0.5,) * 3, (0.5,) * 3)
         self.num_features = width
-        self.head = Head(width, num_classes, **dict(head or {}))
+        self.head = head(width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))

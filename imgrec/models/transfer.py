@@ -5,8 +5,7 @@ One backbone is the study's transfer model (§4.2); two or more is its ensemble 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -21,24 +20,21 @@ from imgrec.models.heads import Head
 
 class TransferNet(nn.Module):
     """``freeze=True``: the backbones stay frozen (the study's setting; the feature cache applies).
-    ``freeze=False`` fine-tunes them at ``backbone_lr_scale`` times the head's learning rate, after
-    ``frozen_epochs`` epochs with them frozen (see :class:`UnfreezeBackbones`). ``input_size``, when
-    set, resizes the images to that size for every backbone (else each backbone's own)."""
+    ``freeze=False`` trains them too, on the schedule of :class:`UnfreezeBackbones` (``model.finetuning``).
+    ``head`` builds the classifier from ``(num_features, num_classes)`` (a :class:`Head` partial).
+    ``input_size``, when set, resizes the images to that size for every backbone (else each backbone's own)."""
 
-    def __init__(self, backbones: Sequence[Backbone], num_classes: int, head: dict[str, Any] | None = None,
-                 freeze: bool = True, input_size: int | None = None, frozen_epochs: int = 0,
-                 backbone_lr_scale: float = 0.1) -> None:
+    def __init__(self, backbones: Sequence[Backbone], num_classes: int,
+                 head: Callable[[int, int], nn.Module] = Head, freeze: bool = True,
+                 input_size: int | None = None) -> None:
         super().__init__()
-        if frozen_epochs < 0 or backbone_lr_scale <= 0:
-            raise ImgrecError(f"model.net: frozen_epochs={frozen_epochs} must be >= 0 and "
-                              f"backbone_lr_scale={backbone_lr_scale} > 0")
         self.backbones = nn.ModuleList(backbones)
         if input_size is not None:
             for b in self.backbones:
                 b.input_size = int(input_size)
-        self.freeze, self.frozen_epochs, self.backbone_lr_scale = freeze, frozen_epochs, backbone_lr_scale
+        self.freeze = freeze
         self.num_features = sum(b.num_features for b in self.backbones)
-        self.head = Head(self.num_features, num_classes, **(head or {}))
+        self.head = head(self.num_features, num_classes)
         self.backbones_frozen = False
         if freeze:
             self.set_backbones_frozen(True)
@@ -66,24 +62,29 @@ class TransferNet(nn.Module):
 
 
 class UnfreezeBackbones(BaseFinetuning):
-    """Fine-tuning schedule of a :class:`TransferNet` (``pl_module.net``): backbones frozen before training
-    (the optimizer starts with the head only), unfrozen at the start of epoch ``at_epoch`` and added to
-    the optimizer as a param group at ``lr_scale`` times the head's learning rate. Lightning's
+    """Fine-tuning schedule of a :class:`TransferNet` with ``freeze=False`` (``pl_module.net``; the module
+    returns this callback from ``configure_callbacks``): backbones frozen before training (the optimizer
+    starts with the head only), unfrozen at the start of epoch ``frozen_epochs`` and added to the
+    optimizer as a param group at ``backbone_lr_scale`` times the head's learning rate. Lightning's
     ``BaseFinetuning`` records the param groups in checkpoints, so a resumed run gets them back."""
 
-    def __init__(self, at_epoch: int = 0, lr_scale: float = 0.1) -> None:
+    def __init__(self, frozen_epochs: int = 0, backbone_lr_scale: float = 0.1) -> None:
         super().__init__()
-        self.at_epoch, self.lr_scale = at_epoch, lr_scale
+        if frozen_epochs < 0 or backbone_lr_scale <= 0:
+            raise ImgrecError(f"model.finetuning: frozen_epochs={frozen_epochs} must be >= 0 and "
+                              f"backbone_lr_scale={backbone_lr_scale} > 0")
+        self.frozen_epochs, self.backbone_lr_scale = frozen_epochs, backbone_lr_scale
 
     def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
         pl_module.net.set_backbones_frozen(True)
 
     def finetune_function(self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer) -> None:
         net: TransferNet = pl_module.net
-        if epoch < self.at_epoch or not net.backbones_frozen:
+        if epoch < self.frozen_epochs or not net.backbones_frozen:
             return
         net.set_backbones_frozen(False)
         in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
         params = [p for p in net.backbones.parameters() if id(p) not in in_optimizer]
         if params:  # a resumed run already has the backbone group back from the checkpoint
-            optimizer.add_param_group({"params": params, "lr": optimizer.param_groups[0]["lr"] * self.lr_scale})
+            lr = optimizer.param_groups[0]["lr"] * self.backbone_lr_scale
+            optimizer.add_param_group({"params": params, "lr": lr})

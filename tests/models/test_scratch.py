@@ -1,9 +1,10 @@
 import pytest
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from imgrec.errors import ImgrecError
-from imgrec.models.scratch import InceptionBlock, ResidualBlock, ScratchNet
+from imgrec.models.scratch import InceptionBlock, ResidualBlock, ScratchNet, Stage, Stem
 from imgrec.models.summary import model_size
 from imgrec.run import train
 from tests.conftest import compose_cfg, most_frequent_f1
@@ -40,7 +41,7 @@ def test_every_field_overrides_from_the_command_line(tmp_path):
 
 def test_flops_match_a_hand_count():
     """3x3 stem 3->4 at 8x8, a residual block of two 3x3 4->4 convs at 8x8, a linear 4->2 head."""
-    net = ScratchNet(2, stem={"width": 4}, stages=[{"block": "residual", "blocks": 1, "width": 4}], input_size=8)
+    net = ScratchNet(2, stem=Stem(4), stages=[Stage("residual", 1, 4)], input_size=8)
     macs = 3 * 4 * 9 * 64 + 2 * 4 * 4 * 9 * 64 + 4 * 2
     size = model_size(net)
     assert size["flops"] == 2 * macs
@@ -61,20 +62,28 @@ def test_blocks_stride_width_and_shortcuts():
 
 def test_normalises_uint8_inside():
     """0.5/0.5 per channel: uint8 0 and 255 reach the stem as -1 and 1, at the input size."""
-    net = ScratchNet(2, stem={"width": 4}, stages=[{"block": "residual", "blocks": 1, "width": 4}], input_size=8)
+    net = ScratchNet(2, stem=Stem(4), stages=[Stage("residual", 1, 4)], input_size=8)
     x = net.trunk.preprocess(torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2, 1).expand(1, 3, 2, 1))
     assert x.shape == (1, 3, 8, 8) and x.min() == -1 and x.max() == 1
 
 
-@pytest.mark.parametrize("stage, message", [
-    ({"block": "dense", "blocks": 1, "width": 8}, "model.net.stages.0.block='dense': expected one of residual"),
-    ({"block": "residual", "blocks": 0, "width": 8}, "model.net.stages.0: sizes must be positive"),
-    ({"block": "residual", "blocks": 1, "width": 8, "widht": 3}, "unexpected keyword argument 'widht'"),
+@pytest.mark.parametrize("override, message", [
+    ("model.net.stages.0.block=dense", "model.net.stages.0.block='dense': expected one of residual"),
+    ("model.net.stages.0.blocks=0", "model.net.stages.0: sizes must be positive"),
+    ("model.net.stem.width=0", "model.net.stem: sizes must be positive"),
 ])
-def test_bad_stage_is_one_line(stage, message):
+def test_bad_stage_is_one_line_naming_its_key(tmp_path, override, message):
+    cfg = compose_cfg(tmp_path, ["model=scratch", override])
     with pytest.raises(ImgrecError) as err:
-        ScratchNet(2, stem={"width": 4}, stages=[stage])
+        instantiate(cfg.model.net)(num_classes=2)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_stage_key_is_refused(tmp_path):
+    """Each stage entry is a Stage's constructor arguments: an unknown key cannot be silently ignored."""
+    cfg = compose_cfg(tmp_path, ["model=scratch", "+model.net.stages.0.widht=3"])
+    with pytest.raises(InstantiationException, match="unexpected keyword argument 'widht'"):
+        instantiate(cfg.model.net)
 
 
 @pytest.mark.slow

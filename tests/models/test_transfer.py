@@ -6,6 +6,7 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
+from imgrec.errors import ImgrecError
 from imgrec.models.backbones import create_backbone
 from imgrec.models.heads import Head
 from imgrec.models.module import MultiLabelModule
@@ -59,9 +60,9 @@ class Spy(pl.Callback):
 
 
 def test_finetuning_warms_up_frozen_then_trains_the_backbone_at_a_lower_lr(tmp_path):
-    net = partial(TransferNet, [create_backbone("efficientnet_lite0", input_size=32)], freeze=False,
-                  frozen_epochs=1, backbone_lr_scale=0.1)
-    module = MultiLabelModule(net, partial(torch.optim.Adam, lr=1e-3), ["a", "b"])
+    net = partial(TransferNet, [create_backbone("efficientnet_lite0", input_size=32)], freeze=False)
+    module = MultiLabelModule(net, partial(torch.optim.Adam, lr=1e-3), ["a", "b"], torch.nn.BCEWithLogitsLoss(),
+                              finetuning=UnfreezeBackbones(frozen_epochs=1, backbone_lr_scale=0.1))
     assert module.size["trainable_params"] == module.size["params"]  # the backbone trains, after the warm-up
     assert isinstance(module.configure_callbacks()[0], UnfreezeBackbones)
     x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
@@ -86,8 +87,15 @@ def test_finetuning_warms_up_frozen_then_trains_the_backbone_at_a_lower_lr(tmp_p
 
 def test_frozen_transfer_keeps_backbones_out_of_training():
     module = MultiLabelModule(partial(TransferNet, [create_backbone("efficientnet_lite0", input_size=32)]),
-                              partial(torch.optim.Adam, lr=1e-3), ["a", "b"])
+                              partial(torch.optim.Adam, lr=1e-3), ["a", "b"], torch.nn.BCEWithLogitsLoss(),
+                              finetuning=UnfreezeBackbones())  # unused: the backbones stay frozen
     assert module.configure_callbacks() == []
     assert module.size["trainable_params"] == sum(p.numel() for p in module.net.head.parameters())
     module.train()
     assert not module.net.backbones.training and module.net.head.training
+
+
+@pytest.mark.parametrize("kwargs", [{"frozen_epochs": -1}, {"backbone_lr_scale": 0.0}])
+def test_bad_finetuning_schedule_is_one_line(kwargs):
+    with pytest.raises(ImgrecError, match="model.finetuning: frozen_epochs="):
+        UnfreezeBackbones(**kwargs)
