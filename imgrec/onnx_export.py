@@ -73,11 +73,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
 def metadata_of(predictor: Predictor, meta: dict) -> dict:
     """What the ONNX predict path needs besides the graph, from the loaded checkpoint."""
     per_label, global_threshold = meta.get("thresholds"), meta.get("global_threshold")
-    rule = getattr(predictor, "rule", None) or ("per_label" if per_label is not None else "0.5")
     return {
         "label_names": predictor.label_names,
         "image_size": predictor.image_size,
-        "threshold_rule": rule,
+        "threshold_rule": predictor.rule,
         "thresholds": [float(t) for t in predictor.thresholds],
         "per_label_thresholds": per_label,
         "global_threshold": global_threshold,
