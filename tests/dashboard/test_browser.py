@@ -15,7 +15,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session, like the sweep, and asked for first: no browser, no sweep
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
