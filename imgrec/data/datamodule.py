@@ -45,11 +45,12 @@ class ImageSet(TorchDataset):
 class MultiLabelDataModule(pl.LightningDataModule):
     """Reads the data once in :meth:`setup`, which checks every image before any training starts.
 
-    Subclasses say where the data comes from by implementing :meth:`read`.
+    Subclasses say where the data comes from by implementing :meth:`read`. ``num_workers`` has no default
+    here: the data configs (``conf/data/``) hold the one default.
     """
 
     def __init__(self, split: RandomSplit, augment: A.BasicTransform | None = None,
-                 balance: Oversampler | SamplerWeights | None = None, batch_size: int = 64, num_workers: int = 2,
+                 balance: Oversampler | SamplerWeights | None = None, batch_size: int = 64, *, num_workers: int,
                  pin_memory: bool = True, corrections: str | None = None) -> None:
         super().__init__()
         self.splitter, self.augment, self.balance = split, augment, balance
