@@ -69,7 +69,7 @@ def check_cli(args: Sequence[str]) -> None:
     from hydra.errors import ConfigCompositionException, OverrideParseException
     from omegaconf import OmegaConf
 
-    from imgrec.errors import ImgrecError
+    from imgrec.errors import ImgrecError, user_error
 
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --cfg, --config-name ...: Hydra's own business
@@ -105,3 +105,10 @@ def check_cli(args: Sequence[str]) -> None:
     problem = _writable(log_dir)
     if problem:
         raise ImgrecError(f"paths.log_dir={log_dir}: cannot write run outputs there ({problem})")
+    if cfg.get("split") is not None:  # its settings (fractions, folds) fail here once, not in every run of a sweep
+        from hydra.utils import instantiate
+
+        try:
+            instantiate(cfg.split)
+        except Exception as exc:
+            raise (user_error(exc) or exc) from None

@@ -29,10 +29,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from imgrec.config import CONF_DIR
-from imgrec.errors import ImgrecError
+from imgrec.errors import ImgrecError, exit_on_user_error
 from imgrec.models.summary import backbones_of
 from imgrec.predictions_io import read_inputs, write_predictions
-from imgrec.run import user_error
 from imgrec.thresholds import Thresholds
 
 log = logging.getLogger(__name__)
@@ -119,14 +118,7 @@ def predict(cfg: DictConfig) -> np.ndarray:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    try:
-        predict(cfg)
-    except Exception as exc:
-        err = user_error(exc)
-        if err is None:
-            raise
-        log.error("%s", err)
-        raise SystemExit(f"error: {err}") from None
+    exit_on_user_error(predict, cfg)
 
 
 if __name__ == "__main__":

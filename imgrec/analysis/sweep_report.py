@@ -11,6 +11,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from imgrec.analysis.cv import write_cv
 from imgrec.analysis.sweep_compare import write_sweep_report
 from imgrec.io import write_text
 
@@ -45,6 +46,19 @@ def table_of(paths: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# The console's short table: the columns a person compares (results.md/.csv keep them all).
+CONSOLE = {"settings": "setting", "val/f1_micro": "val F1", "test/f1_micro": "test F1", "test/precision": "test P",
+           "test/recall": "test R", "test_tuned/f1_micro": "tuned F1", "seconds": "s"}
+
+
+def console_table(table: pd.DataFrame) -> str:
+    short = table[list(CONSOLE)].rename(columns=CONSOLE)
+    short["s"] = short["s"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+    if (table["status"] != "ok").any():
+        short.insert(1, "status", table["status"])
+    return short.to_markdown(index=False, floatfmt=".3f")
+
+
 def write_results(sweep_dir: Path, metric: str = "val/f1_micro") -> pd.DataFrame:
     table = collect(sweep_dir)
     if table.empty:
@@ -53,7 +67,7 @@ def write_results(sweep_dir: Path, metric: str = "val/f1_micro") -> pd.DataFrame
     write_text(sweep_dir / "results.csv", table.to_csv(index=False))
     markdown = table.to_markdown(index=False, floatfmt=".4f")
     write_text(sweep_dir / "results.md", markdown + "\n")
-    print(f"\nResults ({sweep_dir}):\n{markdown}\n", flush=True)
+    print(f"\nResults ({sweep_dir}; every column in results.md):\n{console_table(table)}\n", flush=True)
     write_sweep_report(sweep_dir, table, metric)  # report.md: + per-label F1 heatmap, best run's analysis
     return table
 
@@ -66,6 +80,7 @@ class SweepReport(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         table = write_results(sweep_dir, config.optimized_metric)
+        write_cv(sweep_dir, config.optimized_metric, config.thresholds.min_support, config.thresholds.shrink)
         if not table.empty:  # the last line names the page (imgrec.dashboard)
             print(f"dashboard: {write_dashboard(sweep_dir, metric=config.optimized_metric).resolve()}", flush=True)
         failed = int((table["status"] != "ok").sum()) if not table.empty else 0

@@ -17,7 +17,7 @@ from imgrec.data.corrections import apply_corrections
 from imgrec.data.readers import read_course, read_table
 from imgrec.data.record import Dataset
 from imgrec.data.sampler import EpochShuffleSampler
-from imgrec.data.split import RandomSplit, Split
+from imgrec.data.split import KFoldSplit, RandomSplit, Split, StratifiedSplit
 from imgrec.data.synthetic import make_synthetic
 from imgrec.errors import ImgrecError
 
@@ -49,7 +49,7 @@ class MultiLabelDataModule(pl.LightningDataModule):
     here: the data configs (``conf/data/``) hold the one default.
     """
 
-    def __init__(self, split: RandomSplit, augment: A.BasicTransform | None = None,
+    def __init__(self, split: RandomSplit | StratifiedSplit | KFoldSplit, augment: A.BasicTransform | None = None,
                  balance: Oversampler | SamplerWeights | None = None, batch_size: int = 64, *, num_workers: int,
                  pin_memory: bool = True, corrections: str | None = None) -> None:
         super().__init__()
@@ -70,7 +70,7 @@ class MultiLabelDataModule(pl.LightningDataModule):
         if self.corrections:
             data, applied = apply_corrections(data, self.corrections)
             log.info("corrections: %s", applied.record())
-        split = self.splitter(data.targets)
+        split = self.splitter(data.targets, data.label_names)
         train, weights = split.train, None
         if isinstance(self.balance, SamplerWeights):
             weights = self.balance(train, data.targets)
@@ -81,6 +81,9 @@ class MultiLabelDataModule(pl.LightningDataModule):
             log.warning("no positive example in the train split for label(s): %s", ", ".join(missing))
         log.info("data: %d images, %d labels; train %d (%d after balancing), val %d, test %d",
                  len(data), data.num_classes, len(split.train), len(train), len(split.val), len(split.test))
+        positives = split.positives(data.targets, data.label_names)
+        log.info("positives per label (train/val/test): %s",
+                 ", ".join(f"{name} {'/'.join(map(str, counts))}" for name, counts in positives.items()))
         self.data, self.split, self.train_indices, self.train_weights = data, split, train, weights
 
     def read(self) -> Dataset:
