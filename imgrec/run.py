@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imgrec import resolvers
+from imgrec import console, resolvers
 from imgrec.analysis.run_report import report_run
 from imgrec.config import CONF_DIR, check_cli
 from imgrec.data.datamodule import MultiLabelDataModule
@@ -36,10 +36,11 @@ from imgrec.provenance import write_provenance
 
 log = logging.getLogger(__name__)
 resolvers.register()
+console.quiet()
 
 
 def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
-    return [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    return [console.quiet_logger(instantiate(c)) for c in (cfg.get("logger") or {}).values()]
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -66,9 +67,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path or ("last" if cfg.resume else None))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+    log.info("fit: %d epoch(s) in %.0f s, best %s %.4f", trainer.current_epoch, time.time() - start,
+             cfg.optimized_metric, float("nan") if score is None else float(score))
     ckpt = best or None
     evaluation = evaluate_best(trainer, model, datamodule, ckpt, cfg.thresholds.min_support)
     metrics = evaluation.metrics
+    log.info("thresholds: rule %s fitted on val (global %.2f)", evaluation.thresholds.rule,
+             evaluation.thresholds.global_threshold)
     if trainer.is_global_zero:  # every rank has the same (synced) metrics and gathered outputs
         evaluation.save(out / "predictions.npz")
         if cfg.report.enabled:
@@ -87,7 +93,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if best:
             export_safetensors(best, out / "model.safetensors")
         write_json(out / "metrics.json", summary)  # last: its presence marks the run finished
-    log.info("test micro F1 %.4f (val %.4f), written to %s", metrics.get("test/f1_micro", float("nan")),
+    log.info("test: micro F1 %.4f at 0.5, %.4f at the tuned thresholds (val %.4f); run folder %s",
+             metrics.get("test/f1_micro", float("nan")), metrics.get("test_tuned/f1_micro", float("nan")),
              metrics.get("val/f1_micro", float("nan")), out)
     return summary
 
