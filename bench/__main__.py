@@ -13,6 +13,7 @@ BENCHMARKS = {
     "loading": ("loading", {}),
     "overhead": ("overhead", {}),
     "backbone": ("backbone", {}),
+    "extraction": ("extraction", {}),
     "engines": ("engines", {}),
     "end_to_end": ("end_to_end", {}),
     "end_to_end_arch": ("end_to_end", {"experiment": "arch_sweep"}),  # the uncached side takes hours on a CPU
