@@ -9,6 +9,14 @@ in RUN mode, in the job's output folder, without writing ``.hydra/`` again. Clus
 
 A sweep runs its jobs one after the other in one process, so :func:`end_job` leaves the process
 group and restores the environment the launcher set, and the next job launches its own ranks.
+
+Lightning has no public hook for the command of the other ranks. :class:`HydraJobLauncher` is the one
+place that reaches into its launcher: a subclass of ``_SubprocessScriptLauncher`` that swaps its
+module-level ``_hydra_subprocess_cmd`` for :func:`job_command` while it starts the ranks (everything else,
+the environment, the watchdog that stops all ranks when one dies, signal forwarding, stays Lightning's).
+:func:`check_lightning` refuses a Lightning without those names in one line, and
+``tests/test_distributed.py`` checks, without starting processes, that Lightning still takes the
+command from there (which is why ``pyproject.toml`` pins the minor version).
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import torch
 import torch.distributed as dist
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.strategies.launchers import subprocess_script
+
+from imgrec.errors import ImgrecError
 
 # What Lightning's launcher sets in the launching process (and OMP_NUM_THREADS, set right after).
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "OMP_NUM_THREADS")
@@ -46,6 +56,16 @@ def job_command(local_rank: int) -> tuple[list[str], str]:
     return command, get_original_cwd()
 
 
+def check_lightning() -> None:
+    """One line instead of a wrong launch when Lightning's launcher lacks what :class:`HydraJobLauncher` uses."""
+    missing = [name for obj, name in ((subprocess_script, "_hydra_subprocess_cmd"),
+                                      (subprocess_script._SubprocessScriptLauncher, "_call_children_scripts"),
+                                      (DDPStrategy, "_configure_launcher")) if not hasattr(obj, name)]
+    if missing:
+        raise ImgrecError(f"pytorch-lightning {pl.__version__}: its subprocess launcher lacks {', '.join(missing)}, "
+                          "which imgrec.distributed needs to start the ranks of a Hydra job (use 2.6.x)")
+
+
 class HydraJobLauncher(subprocess_script._SubprocessScriptLauncher):
     """Lightning's subprocess launcher, starting the other ranks with :func:`job_command`."""
 
@@ -60,6 +80,7 @@ class HydraDDPStrategy(DDPStrategy):
     """``DDPStrategy`` (``strategy: ddp``) whose ranks > 0 re-run the current Hydra job."""
 
     def __init__(self, **kwargs: Any) -> None:
+        check_lightning()
         super().__init__(**kwargs)
         # The module logs what torchmetrics' compute() returns, already reduced over all ranks, and its
         # losses with sync_dist: Lightning cannot tell and would warn about every metric of every epoch.

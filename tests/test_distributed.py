@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning_fabric.plugins.environments import LightningEnvironment
+from omegaconf import read_write
+from pytorch_lightning.strategies.launchers import subprocess_script
 from torch.utils.data import DistributedSampler
 
-from imgrec.distributed import gather_in_order
+from imgrec.distributed import HydraJobLauncher, check_lightning, end_job, gather_in_order, job_command
 from imgrec.run import train
 from tests.conftest import TINY, compose_cfg, run_cli
 
@@ -62,3 +67,28 @@ def test_ddp_sweep_matches_single_process(tmp_path):
         assert np.array_equal(a["test_indices"], b["test_indices"])
         np.testing.assert_allclose(a["test_probs"], b["test_probs"], atol=1e-4)
         np.testing.assert_allclose(a["thresholds"], b["thresholds"], atol=1e-6)
+
+
+def test_ranks_start_with_the_job_command(tmp_path, monkeypatch):
+    """The one place imgrec.distributed reaches into Lightning: its subprocess launcher must take the
+    command of ranks > 0 from ``_hydra_subprocess_cmd`` (swapped for job_command). Checked with Popen
+    recorded, no process started: if a Lightning release changes this, this fails, not a sweep."""
+    check_lightning()
+    cfg = compose_cfg(tmp_path, ["trainer=ddp_cpu", "model.optimizer.lr=0.02"])
+    with read_write(cfg.hydra.runtime):
+        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+    HydraConfig.instance().set_config(cfg)
+    started = []
+    monkeypatch.setattr(subprocess_script.subprocess, "Popen",
+                        lambda command, env, cwd: started.append((command, env, cwd)))
+    before = {k: os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK")}
+    launcher = HydraJobLauncher(LightningEnvironment(), num_processes=2, num_nodes=1)
+    try:
+        launcher._call_children_scripts()
+    finally:
+        end_job()
+    command, cwd = job_command(1)
+    assert [(c, e["LOCAL_RANK"], w) for c, e, w in started] == [(command, "1", cwd)]
+    assert command[1:3] == ["-m", "imgrec.run"] and "model.optimizer.lr=0.02" in command
+    assert f'hydra.run.dir="{tmp_path / "run"}"' in command and "hydra.mode=RUN" in command
+    assert {k: os.environ.get(k) for k in before} == before  # end_job restored what the launcher set
