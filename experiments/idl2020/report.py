@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
 
+from experiments.idl2020 import cv_findings
 from imgrec.analysis import plots
 from imgrec.analysis.run_report import ERROR_ANALYSIS, REPORT_DIR
 from imgrec.evaluation import Evaluation
@@ -455,6 +456,7 @@ def write_report(logs: Path, out: Path, data: Path, predict: Path, shared: list[
                   md(seeds[["configuration", "seeds", "val F1", "test F1", "test P", "test R"]]), "",
                   *command(logs, *seeded), "![seeds](figures/seeds.png)", ""]
 
+    lines += cv_findings.section(logs)
     if final_runs:
         lines += error_analysis(final_runs[0], out)
     text = "\n".join(lines) + "\n"

@@ -6,7 +6,8 @@ reproduce continues where it stopped and a second one only rewrites the report. 
 train on cached features (``logs/cache``), so the runs of a backbone share one extraction.
 
 Steps: the preprocessing sweep; the architecture sweep (transfer, scratch, fine-tuning); balancing by
-oversampling, sampler weights or the loss; three seeds of the top frozen configurations and of the
+oversampling, sampler weights or the loss; the preprocessing and frozen-architecture comparisons again
+as 5-fold cross-validations (cheap on cached features); three seeds of the top frozen configurations and of the
 baseline; the final model (chosen on validation only), its predictions for the test sample; then
 ``experiments/idl2020/REPORT.md`` (:mod:`experiments.idl2020.report`).
 """
@@ -20,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from experiments.idl2020.cv_findings import CV_STEPS, FOLDS
 from experiments.idl2020.report import final_model, load_runs, write_report
 from imgrec.io import write_json
 
@@ -103,6 +105,8 @@ def main() -> None:
     shared, extras = [*COMMON, f"data.root={data}"], args.overrides
     for step, overrides in STEPS.items():
         multirun(logs, step, overrides, shared, extras)
+    for step, overrides in CV_STEPS.items():  # the frozen comparisons again, as 5-fold cross-validations
+        multirun(logs, step, [*overrides, *FOLDS], shared, extras)
     # seeds-0 is the baseline, seeds-K the K-th best frozen configuration.
     for k, config in enumerate([BASELINE, *top_frozen(logs, [*shared, *extras])]):
         multirun(logs, f"seeds-{k}", [*config, f"seed={SEEDS}"], shared, extras)
