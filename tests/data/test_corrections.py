@@ -1,4 +1,5 @@
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -63,7 +64,7 @@ def test_missing_columns(tmp_path):
         read_corrections(path)
 
 
-def test_datamodule_applies_the_overlay_and_provenance_records_it(tmp_path):
+def test_datamodule_applies_the_overlay_and_provenance_records_it(tmp_path, caplog):
     cfg = compose_cfg(tmp_path, ["data.n_images=40"])
     plain = instantiate(cfg.data)
     plain.setup()
@@ -71,7 +72,9 @@ def test_datamodule_applies_the_overlay_and_provenance_records_it(tmp_path):
     path = write(tmp_path / "c.csv", [f"{plain.data.names[i]},{plain.data.label_names[0]},add,accept"])
     cfg.data.corrections = str(path)
     corrected = instantiate(cfg.data)
-    corrected.setup()
+    with caplog.at_level(logging.INFO, logger="imgrec.data.datamodule"):
+        corrected.setup()
+    assert read_corrections(path).sha256 in caplog.text and "'add': 1" in caplog.text  # the run log
     assert corrected.data.targets.sum() == plain.data.targets.sum() + 1
     assert corrected.data.targets[i, 0] == 1
     assert (corrected.split.test == plain.split.test).all()  # the split does not depend on the labels
