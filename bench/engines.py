@@ -71,11 +71,13 @@ def measure(name: str, size: int, images: np.ndarray, engines: tuple[str, ...], 
     return stats
 
 
-def run(quick: bool = False, rounds: int = 2, engines: tuple[str, ...] = ENGINES) -> Result:
+def run(quick: bool = False, rounds: int = 2, engines: tuple[str, ...] = ENGINES, n_images: int = 256,
+        native_images: int = 64, names: tuple[str, ...] = tuple(NATIVE)) -> Result:
+    """``n_images`` at 128 px, the first ``native_images`` of them at native size, batches of 32."""
     torch.manual_seed(0)
-    n_small, n_native, batch = (16, 8, 8) if quick else (256, 64, 32)
+    n_small, n_native, batch = (16, 8, 8) if quick else (n_images, native_images, 32)
     engines = tuple(e for e in engines if e != "compile") if quick else engines  # compiling takes minutes
-    names = ("efficientnet_lite0",) if quick else tuple(NATIVE)
+    names = ("efficientnet_lite0",) if quick else names
     images, source = decoded_images(n_small)
     details: dict = {"images": source, "native_images": n_native, "batch": batch, "rounds": rounds,
                      "torch_threads": torch.get_num_threads()}
