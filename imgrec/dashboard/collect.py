@@ -37,11 +37,18 @@ CANDIDATES = "missing_label_candidates.csv"  # a run's report/ and a CV folder h
 GRID = np.round(np.linspace(0.01, 0.99, 99), 2)  # thresholds of the F1-against-threshold curves
 
 
+def cv_folders(path: Path) -> list[Path]:
+    """The CV aggregates of a sweep: the folder itself (one setting) or its ``cv_<k>/`` (one per setting)."""
+    if (path / "cv.json").is_file():
+        return [path]
+    return sorted((p.parent for p in path.glob("cv_*/cv.json")), key=lambda p: (len(p.name), p.name))
+
+
 def folder_kind(path: Path) -> str:
-    """``run`` (has metrics.json or failed.json), ``cv`` (has cv.json) or ``sweep`` (has run subfolders)."""
+    """``run`` (has metrics.json or failed.json), ``cv`` (has a CV aggregate) or ``sweep`` (has run subfolders)."""
     if (path / "metrics.json").is_file() or (path / "failed.json").is_file():
         return "run"
-    if (path / "cv.json").is_file():
+    if cv_folders(path):
         return "cv"
     if any(path.glob("*/metrics.json")) or any(path.glob("*/failed.json")):
         return "sweep"
@@ -140,10 +147,16 @@ def settings_of(table: pd.DataFrame) -> dict[str, list[str | None]]:
     return {k: [p.get(k) for p in parsed] for k in keys}
 
 
-def cv_summary(path: Path) -> dict[str, list[float]]:
-    """Mean and std over the folds of each metric, as the CV aggregate wrote them (``cv.json``)."""
-    metrics = json.loads((path / "cv.json").read_text()).get("metrics", {})
-    return {name: [stat["mean"], stat["std"]] for name, stat in metrics.items()}
+def cv_summary(folder: Path, table: pd.DataFrame) -> dict[str, Any]:
+    """One setting's mean and std over the folds of each metric, as its aggregate wrote them
+    (``cv.json``), named by the settings its fold runs share."""
+    result = json.loads((folder / "cv.json").read_text())
+    runs = {Path(r).name for r in result.get("runs", [])}
+    settings = [set(str(s).split()) for run, s in zip(table["run"].astype(str), table["settings"].fillna(""))
+                if run in runs]
+    shared = " ".join(sorted(set.intersection(*settings))) if settings else ""
+    return {"name": f"{folder.name}: {shared}".rstrip(": "), "runs": sorted(runs),
+            "stats": {name: [stat["mean"], stat["std"]] for name, stat in result.get("metrics", {}).items()}}
 
 
 def collect_folder(path: str | Path, metric: str = "val/f1_micro", review: int = thumbnails.REVIEW) -> dict[str, Any]:
@@ -160,9 +173,13 @@ def collect_folder(path: str | Path, metric: str = "val/f1_micro", review: int =
     images = Images()
     runs = [r for run, d in run_dirs.items() if (r := run_data(d, run, images)) is not None]
     best = path.name if kind == "run" else (best_run(path, table, metric) or (None,))[0]
+    folders = cv_folders(path) if kind == "cv" else []
+    summaries = [cv_summary(folder, table) for folder in folders]
+    # out-of-fold candidates (every train+val image): the CV's, or that of the setting with the best run
+    oof = folders if len(folders) == 1 else [f for f, summary in zip(folders, summaries) if best in summary["runs"]]
     candidates, thumbs = pd.DataFrame(), {}
-    if kind == "cv" and (path / CANDIDATES).is_file():  # out-of-fold: every train+val image
-        candidates = pd.read_csv(path / CANDIDATES, keep_default_na=False).head(review)
+    if oof and (oof[0] / CANDIDATES).is_file():
+        candidates = pd.read_csv(oof[0] / CANDIDATES, keep_default_na=False).head(review)
     elif best is not None and (run_dirs[best] / "predictions.npz").is_file():
         candidates = candidates_of(run_dirs[best], review)
         thumbs = thumbnails.load_thumbnails(run_dirs[best] / REPORT_DIR)
@@ -173,6 +190,6 @@ def collect_folder(path: str | Path, metric: str = "val/f1_micro", review: int =
     columns = [c for c in ["run", "settings", "status", *COLUMNS, "epochs", "seconds"] if c in table]
     records = json.loads(table[columns].to_json(orient="records"))  # NaN -> null
     return {"title": f"{path.name} ({kind})", "path": str(path), "kind": kind, "metric": metric, "best": best,
-            "columns": columns, "rows": records, "summary": cv_summary(path) if kind == "cv" else None,
+            "columns": columns, "rows": records, "summary": summaries,
             "settings": settings_of(table), "runs": runs, "candidates": review_data(candidates, thumbs, images),
             "images": images.uris}

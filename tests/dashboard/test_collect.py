@@ -37,19 +37,33 @@ def test_run_table_and_per_label_f1_match_the_run_files(sweep):
     assert [c["image"] for c in data["candidates"]] == candidates["image"].head(len(data["candidates"])).tolist()
 
 
+def cv_copy(folder, dest, aggregates):
+    """The sweep as a CV: ``aggregates`` maps a subfolder ("" for the sweep itself) to its fold runs."""
+    cv = shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("checkpoints", "*.safetensors"))
+    for k, (sub, runs) in enumerate(aggregates.items()):
+        stats = {"test/f1_micro": {"mean": 0.6 + k / 10, "std": 0.02}}
+        (cv / sub).mkdir(exist_ok=True)
+        (cv / sub / "cv.json").write_text(json.dumps({"runs": [str(cv / r) for r in runs], "metrics": stats}))
+        pd.DataFrame({"image": [f"im{k + 1}.jpg"], "label": "disc", "probability": 0.9, "given_labels": "-"}).to_csv(
+            cv / sub / "missing_label_candidates.csv", index=False)
+    return cv
+
+
 def test_a_cv_folder_shows_its_aggregate_and_out_of_fold_candidates(sweep, tmp_path):
     folder, _ = sweep
-    cv = shutil.copytree(folder, tmp_path / "cv", ignore=shutil.ignore_patterns("checkpoints", "*.safetensors"))
-    stats = {"test/f1_micro": {"mean": 0.61, "std": 0.02}, "val/f1_micro": {"mean": 0.7, "std": 0.01}}
-    (cv / "cv.json").write_text(json.dumps({"folds": 2, "metrics": stats}))
-    train_images = ["im1.jpg", "im2.jpg", "im3.jpg"]
-    pd.DataFrame({"image": train_images, "label": "disc", "probability": 0.9, "given_labels": "-"}).to_csv(
-        cv / "missing_label_candidates.csv", index=False)
-    data = collect_folder(cv)
-    assert data["kind"] == "cv" and data["summary"] == {k: [v["mean"], v["std"]] for k, v in stats.items()}
-    assert [c["image"] for c in data["candidates"]] == train_images
+    data = collect_folder(cv_copy(folder, tmp_path / "cv", {"": ["0", "1"]}))
+    assert data["kind"] == "cv"
+    assert data["summary"] == [{"name": "cv", "runs": ["0", "1"], "stats": {"test/f1_micro": [0.6, 0.02]}}]
+    assert [c["image"] for c in data["candidates"]] == ["im1.jpg"]  # the CV's, not the best run's
     pixels = make_synthetic(200, 0).images  # the sweep's data (data.n_images=200, data_seed 0)
-    assert [data["images"][c["img"]] for c in data["candidates"]] == [data_uri(pixels[k]) for k in range(3)]
+    assert data["images"][data["candidates"][0]["img"]] == data_uri(pixels[0])  # read through the runs' config
+
+
+def test_a_cv_over_settings_has_one_summary_row_each(sweep, tmp_path):
+    folder, _ = sweep
+    data = collect_folder(cv_copy(folder, tmp_path / "cv", {"cv_0": ["0"], "cv_1": ["1"]}))
+    assert [s["name"] for s in data["summary"]] == ["cv_0: model.optimizer.lr=0.001", "cv_1: model.optimizer.lr=0.01"]
+    assert [c["image"] for c in data["candidates"]] == [f"im{int(data['best']) + 1}.jpg"]  # the best run's setting
 
 
 def test_not_a_run_folder(tmp_path):
