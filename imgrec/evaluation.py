@@ -76,14 +76,14 @@ def evaluate_best(trainer: pl.Trainer, model: MultiLabelModule, datamodule: pl.L
     ``.images``); both serve val and test in the order of ``split.val`` and ``split.test``."""
     images = getattr(datamodule, "images", datamodule)
     metrics: dict[str, float] = {}
+    # validate loads the best weights once; test then runs on them as they are (no second load)
     metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0])
     val = _split_outputs(trainer, model, "val", images.split.val)
     thresholds = choose_rule(val.probs, val.targets, min_support, shrink)  # val only: test never sets a threshold
     model.set_thresholds(thresholds)
-    if ckpt_path and trainer.is_global_zero:  # test reloads this file, so it must carry the thresholds test applies
-        write_to_checkpoint(ckpt_path, thresholds)
-    trainer.strategy.barrier("thresholds")  # under DDP, no rank reloads it before they are written
-    metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0])
+    metrics.update(trainer.test(model, datamodule=datamodule, verbose=False)[0])
     test = _split_outputs(trainer, model, "test", images.split.test)
+    if ckpt_path and trainer.is_global_zero:  # the checkpoint carries what predict applies
+        write_to_checkpoint(ckpt_path, thresholds)
     return Evaluation(list(model.label_names), list(images.data.names), val, test, thresholds,
                       {k: float(v) for k, v in metrics.items()})
