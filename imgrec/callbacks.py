@@ -74,3 +74,55 @@ class OptunaPruning(pl.Callback):
         if trainer.strategy.broadcast(prune):  # every rank stops together
             log.info("Optuna trial %d pruned after epoch %d", self.number, trainer.current_epoch)
             trainer.should_stop = True
+
+
+class AugmentationState(pl.Callback):
+    """Keep the augmentation pipeline's random state in checkpoints, so that a resumed run draws the
+    augmentations the uninterrupted run would have drawn.
+
+    albumentations gives a seeded ``Compose`` and each of its transforms generators of their own
+    (``random_generator``, ``py_random``); all of them are saved, as plain data (checkpoints load with
+    ``weights_only=True``). Only the image path augments while training (the feature cache draws its
+    views when it extracts them), and only in this process: with ``data.num_workers > 0`` each worker
+    holds its own copy of the pipeline, which this callback cannot reach, so resuming is then not exact.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[dict[str, Any]] | None = None
+        self._pipeline: Any = None
+
+    @staticmethod
+    def _nodes(pipeline: Any) -> list[Any]:
+        """The pipeline and every transform in it, depth first."""
+        return [pipeline, *(n for t in getattr(pipeline, "transforms", []) for n in AugmentationState._nodes(t))]
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        import albumentations as A
+
+        pipeline = getattr(trainer.datamodule, "augment", None)
+        self._pipeline = pipeline if isinstance(pipeline, A.BaseCompose) else None
+        workers = getattr(trainer.datamodule, "num_workers", 0)
+        if self._pipeline is not None and workers > 0:
+            log.warning("augmentation runs in %d loader workers: a resumed run will not draw the same "
+                        "augmentations (data.num_workers=0 resumes exactly)", workers)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self._pipeline is None:
+            return {}
+        return {"nodes": [{"numpy": n.random_generator.bit_generator.state, "python": n.py_random.getstate()}
+                          for n in self._nodes(self._pipeline)]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = state_dict.get("nodes")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending is None or self._pipeline is None:
+            return
+        nodes = self._nodes(self._pipeline)
+        if len(nodes) != len(self._pending):
+            raise ImgrecError(f"checkpoint: its augmentation state has {len(self._pending)} transforms, "
+                              f"the configured pipeline {len(nodes)}")
+        for node, state in zip(nodes, self._pending):
+            node.random_generator.bit_generator.state = state["numpy"]
+            node.py_random.setstate(state["python"])
+        self._pending = None

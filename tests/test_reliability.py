@@ -11,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 import torch
+from hydra.utils import instantiate
 
-from imgrec.callbacks import FiniteLoss
+from imgrec.callbacks import AugmentationState, FiniteLoss
 from imgrec.config import compose_config
 from imgrec.errors import ImgrecError
 from imgrec.run import train
@@ -40,15 +42,25 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
         time.sleep(0.2)
 
 
-def kill(proc: subprocess.Popen) -> None:
-    """SIGKILL the run and every process it started (as a cluster's job kill does), W&B's service included."""
-    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+def kill(proc: subprocess.Popen, family: bool = True) -> list[psutil.Process]:
+    """SIGKILL the run and every process it started (as a cluster's job kill does), W&B's service included;
+    with ``family=False`` the run alone (as the kernel's OOM killer does): returns what it left running."""
+    others = psutil.Process(proc.pid).children(recursive=True)
+    if not family:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return [p for p in others if p.is_running()]
     os.killpg(proc.pid, signal.SIGKILL)
-    for p in family:
+    end(others)
+    proc.wait()
+    return []
+
+
+def end(procs: list[psutil.Process]) -> None:
+    for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.send_signal(signal.SIGKILL)
-    psutil.wait_procs(family, timeout=30)
-    proc.wait()
+    psutil.wait_procs(procs, timeout=30)
 
 
 def metrics_of(folder: Path) -> dict[str, float]:
@@ -56,25 +68,31 @@ def metrics_of(folder: Path) -> dict[str, float]:
 
 
 def test_sigkilled_run_resumes_to_identical_metrics(tmp_path):
+    """An augmented run on the image path (the augmentation RNG state is in the checkpoint), logging to
+    W&B (offline): SIGKILLed alone, its W&B service still running, then resumed at once."""
     whole, broken = tmp_path / "whole", tmp_path / "broken"
-    r = run_cli(["imgrec.run", f"hydra.run.dir={whole}", *SLOW_EPOCHS, "logger=csv"], cwd=tmp_path)
+    args = [*SLOW_EPOCHS, "augment=light", "logger=wandb"]
+    r = run_cli(["imgrec.run", f"hydra.run.dir={whole}", *args], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
 
-    proc = start([f"hydra.run.dir={broken}", *SLOW_EPOCHS, "logger=csv"], cwd=tmp_path)
+    proc = start([f"hydra.run.dir={broken}", *args], cwd=tmp_path)
     wait_for(broken / "checkpoints" / "epoch_001.ckpt", proc)  # two epochs done, the third under way
-    kill(proc)
-    assert not (broken / "metrics.json").exists()
-    r = run_cli(["imgrec.run", f"hydra.run.dir={broken}", *SLOW_EPOCHS, "logger=csv", "resume=true"], cwd=tmp_path)
+    left = kill(proc, family=False)
+    try:
+        assert not (broken / "metrics.json").exists()
+        r = run_cli(["imgrec.run", f"hydra.run.dir={broken}", *args, "resume=true"], cwd=tmp_path)
+    finally:
+        end(left)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Restored all states from the checkpoint" in r.stderr + r.stdout
     assert metrics_of(broken) == metrics_of(whole)
+    # Both attempts logged to the one W&B run whose id the run folder gives.
+    attempts = sorted((broken / "wandb").glob("offline-run-*"))
+    assert len(attempts) == 2 and len({a.name.rsplit("-", 1)[1] for a in attempts}) == 1, attempts
 
 
 def test_wandb_run_id_follows_the_run_folder(tmp_path):
-    """A run resumed in its folder gets the W&B id of the first attempt (with ``resume: allow``).
-
-    W&B itself is left out of the SIGKILL test: its service process outlives a killed run for a
-    while and refuses the same id ("run ID is in use") until it exits."""
+    """A run resumed in its folder gets the W&B id of the first attempt (with ``resume: allow``)."""
     first = compose_config(tmp_path / "run", ["logger=wandb"]).logger.wandb
     again = compose_config(tmp_path / "run", ["logger=wandb", "resume=true"]).logger.wandb
     other = compose_config(tmp_path / "other", ["logger=wandb"]).logger.wandb
@@ -113,6 +131,39 @@ def test_two_sweeps_started_together_get_their_own_folders(tmp_path):
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     folders = list((tmp_path / "train" / "multiruns").iterdir())
     assert len(folders) == 2 and all((f / "0" / "metrics.json").is_file() for f in folders)
+
+
+def test_augmentation_state_continues_the_draws(tmp_path):
+    """The saved state makes a new pipeline (as a resumed run builds) draw what the first one would have
+    drawn next; without it the new pipeline starts over from its seed."""
+    cfg = compose_cfg(tmp_path, ["augment=strong"])
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+
+    def draws(pipeline, n: int = 6) -> list[np.ndarray]:
+        return [pipeline(image=image)["image"] for _ in range(n)]
+
+    class Trainer:
+        datamodule = type("DataModule", (), {"augment": instantiate(cfg.augment), "num_workers": 0})
+
+    first = AugmentationState()
+    first.setup(Trainer, None, "fit")
+    draws(Trainer.datamodule.augment)
+    state = torch.load(_saved(tmp_path, first.state_dict()), weights_only=True)  # plain data, as checkpoints load
+    expected = draws(Trainer.datamodule.augment)
+
+    Trainer.datamodule.augment = instantiate(cfg.augment)
+    fresh = draws(instantiate(cfg.augment))
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh, expected))
+    resumed = AugmentationState()
+    resumed.setup(Trainer, None, "fit")
+    resumed.load_state_dict(state)
+    resumed.on_train_start(Trainer, None)
+    assert all(np.array_equal(a, b) for a, b in zip(draws(Trainer.datamodule.augment), expected))
+
+
+def _saved(tmp_path: Path, obj: object) -> Path:
+    torch.save(obj, tmp_path / "state.pt")
+    return tmp_path / "state.pt"
 
 
 def test_nan_loss_stops_naming_the_step():
