@@ -1,5 +1,6 @@
 """5. End to end: wall time of the sweeps, with and without the caches: ``preproc_sweep`` and
-``arch_sweep`` on the dev data, and ``make run`` (``preproc_sweep`` on the embedded default data).
+``arch_sweep`` on the dev data; and ``make_run``: the cold wall time of exactly what ``make run`` runs
+(``preproc_sweep`` on the embedded data, W&B offline, empty caches) against its 120 s target.
 
 Each side is a fresh subprocess with its own empty cache folder, so the cached side pays for
 filling its caches. Epochs are capped (``trainer.max_epochs``) to keep the uncached side affordable
@@ -9,6 +10,7 @@ backbone pass every epoch, the cached side once.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,7 @@ from pathlib import Path
 from bench.common import IDL_DEV, Result
 
 ROOT = Path(__file__).resolve().parents[1]
+MAKE_RUN = ["+experiment=preproc_sweep"]  # the Makefile's `run` target
 
 
 def sweep_seconds(experiment: str, overrides: list[str], cached: bool, workdir: Path, files: bool) -> float:
@@ -32,22 +35,33 @@ def sweep_seconds(experiment: str, overrides: list[str], cached: bool, workdir: 
     return time.perf_counter() - start
 
 
+def make_run_seconds(workdir: Path) -> float:
+    """``make run`` (the Makefile's command line) with empty caches under ``workdir``."""
+    env = {k: v for k, v in os.environ.items() if k != "IMGREC_CACHE_DIR"}
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true")
+    args = [sys.executable, "-m", "imgrec.run", *MAKE_RUN, f"paths.log_dir={workdir}"]
+    start = time.perf_counter()
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"make run failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
 def run(quick: bool = False, experiment: str = "preproc_sweep", make_run: bool = False) -> Result:
-    """``make_run``: the embedded default data at its default input size (224 px), as ``make run``."""
+    if make_run:
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = make_run_seconds(Path(tmp))
+        return Result("make_run", "target", "make run, cold caches", 120.0, seconds, "s (wall)", seconds / 120.0,
+                      "<= 120 s", seconds <= 120.0, {"command": " ".join(MAKE_RUN)})
     if quick:
         data = ["data=synthetic", "data.n_images=200", "model.net.backbones.0.input_size=64"]
-    elif make_run:
-        data = []
     else:
         data = ["data=idl", f"data.root={IDL_DEV}", "model.net.backbones.0.input_size=128"]
     epochs = 2 if quick else 3
     overrides = [*data, f"trainer.max_epochs={epochs}"]
     with tempfile.TemporaryDirectory() as tmp:
-        files = not (quick or make_run)
+        files = not quick
         cached = sweep_seconds(experiment, overrides, True, Path(tmp) / "cached", files)
         full = sweep_seconds(experiment, overrides, False, Path(tmp) / "full", files)
-    ratio = full / cached
-    name = "make_run" if make_run else f"end_to_end_{experiment}"
-    target = "several x" if make_run else "report"
-    return Result(name, "no caches", "feature + image caches", full, cached, "s (wall)", ratio, target,
-                  ratio >= 3 if make_run else True, {"overrides": overrides, "epochs": epochs})
+    return Result(f"end_to_end_{experiment}", "no caches", "feature + image caches", full, cached, "s (wall)",
+                  full / cached, "report", True, {"overrides": overrides, "epochs": epochs})
