@@ -1,21 +1,38 @@
-"""The console of a sweep: no Python warnings, no third-party tips, progress and a short table."""
+"""imgrec.console; the console of a whole sweep is checked in tests/test_sweep.py."""
 
-import re
+import warnings
 
-from tests.conftest import run_cli
+import pytest
+from omegaconf import OmegaConf
 
-NOISE = ("Warning", "wandb: WARNING", "Tip:", "litlogger", "Restoring states", "Loaded model weights", "Total FLOPs")
+from imgrec import console
 
 
-def test_tiny_sweep_prints_no_warnings_or_tips(tmp_path):
-    result = run_cli(["imgrec.run", "-m", "+preproc=split,augment_oversample", "data.n_images=120",
-                      "model.net.input_size=32", "trainer.max_epochs=2", "cache.views=1", "report.gallery=2",
-                      f"paths.log_dir={tmp_path / 'logs'}", f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-3000:]
-    assert not [t for t in NOISE if t in out], [line for line in out.splitlines() if any(t in line for t in NOISE)]
-    assert "sweep: run 1/2" in out and "sweep: run 2/2" in out
-    assert re.search(r"sweep: run 1/2 done in \d+ s, about .* left", out)
-    header = out[out.index("Results ("):].splitlines()[1]
-    assert [c.strip() for c in header.strip("|").split("|")] == ["setting", "val F1", "test F1", "test P", "test R",
-                                                                 "tuned F1", "s"]
+@pytest.mark.parametrize(("params", "task", "n"), [
+    ({"+preproc": "split,augment,augment_oversample"}, [], 3),
+    ({"+preproc": "split,augment"}, ["seed=1,2,3"], 6),
+    ({"seed": "1,2"}, ["seed=1,2,3"], 3),  # the command line wins over the config's list
+    ({}, ["model.optimizer.lr=interval(0.001,0.1)"], None),  # no fixed length
+])
+def test_sweep_size(params, task, n):
+    cfg = OmegaConf.create({"hydra": {"sweeper": {"params": params}, "overrides": {"task": task}}})
+    assert console.sweep_size(cfg) == n
+
+
+def test_optuna_sweep_size_is_its_trials():
+    cfg = OmegaConf.create({"hydra": {"sweeper": {"n_trials": 20, "params": {}}, "overrides": {"task": []}}})
+    assert console.sweep_size(cfg) == 20
+
+
+def test_filters_hide_only_the_listed_messages():
+    console.quiet()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("default")  # what pytest would show
+        console.quiet()
+        warnings.warn("Found 275 module(s) in eval mode at the start of training.", UserWarning, stacklevel=1)
+        warnings.warn("Found a real problem", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["Found a real problem"]
+
+
+def test_eta_text():
+    assert console.eta_text(42.4) == "42 s" and console.eta_text(185) == "3 min 05 s"
