@@ -33,16 +33,17 @@ Features = Callable[[torch.Tensor], torch.Tensor]
 
 def features_fn(backbone: Backbone, engine: str = "eager") -> Features:
     """``backbone`` (frozen, put in eval mode here) as run by ``engine``; the backbone itself is left
-    unchanged (the torch switches act on a copy)."""
+    unchanged (the torch switches act on a copy). Features are plain tensors (``no_grad``, not
+    ``inference_mode``): they become the inputs of a head that is trained."""
     if engine not in ENGINES:
         raise ImgrecError(f"engine={engine}: expected one of {', '.join(ENGINES)}")
     backbone.eval()
     if engine == "eager":
-        return torch.inference_mode()(backbone)
+        return torch.no_grad()(backbone)
     if engine in ("channels_last", "compile"):
         fast = copy.deepcopy(backbone)
         fast.speed_up(channels_last=engine == "channels_last", compile=engine == "compile")
-        return torch.inference_mode()(fast)
+        return torch.no_grad()(fast)
     return RuntimeFeatures(backbone, engine)
 
 
