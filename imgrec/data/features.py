@@ -119,7 +119,7 @@ def extract(encode: Encoder, images: np.ndarray, indices: np.ndarray, batch_size
             done = []
             for c, start in enumerate(starts):
                 rows = indices[start:start + chunk]
-                path = parts / f"view{v}_chunk{c:05d}.safetensors"
+                path = parts / f"view{v}_rows{start}-{start + len(rows)}.safetensors"  # another chunking never matches
                 features = read_features(path, (len(rows), num_features))
                 if features is None:
                     if augment is not None:
