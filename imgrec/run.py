@@ -26,7 +26,7 @@ from imgrec.config import CONF_DIR, check_cli
 from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.features import FeatureDataModule
 from imgrec.distributed import end_job
-from imgrec.errors import ImgrecError
+from imgrec.errors import ImgrecError, user_error
 from imgrec.evaluation import evaluate_best
 from imgrec.io import write_json
 from imgrec.metrics import check_optimized_metric
@@ -71,7 +71,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("fit: %d epoch(s) in %.0f s, best %s %.4f", trainer.current_epoch, time.time() - start,
              cfg.optimized_metric, float("nan") if score is None else float(score))
     ckpt = best or None
-    evaluation = evaluate_best(trainer, model, datamodule, ckpt, cfg.thresholds.min_support)
+    evaluation = evaluate_best(trainer, model, datamodule, ckpt, cfg.thresholds.min_support,
+                               cfg.thresholds.shrink)
     metrics = evaluation.metrics
     log.info("thresholds: rule %s fitted on val (global %.2f)", evaluation.thresholds.rule,
              evaluation.thresholds.global_threshold)
@@ -118,15 +119,6 @@ def finished(out: Path) -> dict[str, Any] | None:
 
 def is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def user_error(err: BaseException) -> ImgrecError | None:
-    """The ImgrecError behind ``err``, also when Hydra's instantiate wrapped it."""
-    while err is not None:
-        if isinstance(err, ImgrecError):
-            return err
-        err = err.__cause__
-    return None
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
