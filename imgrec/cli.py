@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if command not in ("run", "predict", "export"):
         raise SystemExit(f"imgrec: unknown command {command!r}\n{USAGE}")
+    from imgrec.config import require_conf
+    from imgrec.errors import exit_on_user_error
+
+    exit_on_user_error(require_conf)
     sys.argv = [f"imgrec {command}", *rest]  # Hydra reads its overrides from sys.argv
     if command == "run":
         from imgrec.run import cli as run_cli

@@ -16,6 +16,16 @@ from imgrec import resolvers
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
+def require_conf(conf_dir: Path = CONF_DIR) -> None:
+    """The Hydra configs live beside the package in a checkout (``conf/``); an install that copied the
+    package alone has none, and is refused in one line rather than by Hydra's search-path error."""
+    from imgrec.errors import ImgrecError
+
+    if not (conf_dir / "config.yaml").is_file():
+        raise ImgrecError(f"{conf_dir}: imgrec's configs are not there; install imgrec from a checkout with "
+                          "`pip install -e <checkout>` (make install), not as a plain package")
+
+
 def compose_config(output_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     """The composed config with its run folder at ``output_dir`` (and the caches beside it unless
     ``paths.cache_dir`` is overridden)."""
@@ -71,6 +81,7 @@ def check_cli(args: Sequence[str]) -> None:
 
     from imgrec.errors import ImgrecError, user_error
 
+    require_conf()
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --cfg, --config-name ...: Hydra's own business
     try:
