@@ -12,11 +12,13 @@ and computed again.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +104,29 @@ def write_features(path: Path, features: torch.Tensor) -> None:
     tmp.replace(path)
 
 
+@contextmanager
+def heap_allocations() -> Iterator[None]:
+    """Serve large allocations from the heap while extracting (glibc only; elsewhere a no-op).
+
+    glibc gives each allocation above its mmap threshold (32 MB at most) fresh pages that fault in,
+    zero-filled, at first touch and go back to the system when freed, so every batch's activations
+    fault in again: 6-10x more page faults than from the heap (bench/RESULTS.md). The defaults come
+    back afterwards."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        yield
+        return
+    m_trim_threshold, m_mmap_max = -1, -4
+    mallopt(m_mmap_max, 0)
+    mallopt(m_trim_threshold, 1 << 30)
+    try:
+        yield
+    finally:
+        mallopt(m_mmap_max, 65536)
+        mallopt(m_trim_threshold, 128 * 1024)
+
+
 def chunk_seed(seed: int, view: int, chunk: int) -> int:
     return int(np.random.SeedSequence([seed, view, chunk]).generate_state(1)[0])
 
@@ -114,7 +139,7 @@ def extract(encode: Encoder, images: np.ndarray, indices: np.ndarray, batch_size
     chunk = batch_size * chunk_batches
     starts = range(0, len(indices), chunk)
     stacked = []
-    with tqdm(total=views * len(indices), desc=desc, unit="img", leave=False) as bar:
+    with heap_allocations(), tqdm(total=views * len(indices), desc=desc, unit="img", leave=False) as bar:
         for v in range(views):
             done = []
             for c, start in enumerate(starts):
