@@ -42,9 +42,10 @@ class OptunaPruning(pl.Callback):
     """
 
     def __init__(self, storage: str, study_name: str, trial: int | None, monitor: str, output_dir: str,
-                 pruner: Any = None) -> None:
+                 pruner: Any) -> None:
         self.storage, self.study_name, self.number = storage, study_name, trial
-        self.monitor, self.output_dir, self.pruner = monitor, Path(output_dir), pruner
+        self.monitor, self.output_dir = monitor, Path(output_dir)
+        self.pruner = pruner  # an optuna pruner; not None, which Optuna reads as its MedianPruner
         self._trial: Any = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.utils import instantiate
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
@@ -28,6 +29,16 @@ def test_search_space_from_override_syntax():
                      "c": FloatDistribution(1, 8), "g": IntDistribution(1, 8, log=True),
                      "d": IntDistribution(0, 10, step=5)}
     assert fixed == {"f": "3", "e": "strong"}  # a later override replaces an earlier sweep of the same key
+
+
+@pytest.mark.parametrize(("option", "pruner"), [("median", optuna.pruners.MedianPruner),
+                                                ("halving", optuna.pruners.SuccessiveHalvingPruner),
+                                                ("none", optuna.pruners.NopPruner)])
+def test_pruner_option_reaches_the_runs(tmp_path, option, pruner):
+    """The run's callback gets the group's pruner (a None would make Optuna fall back to its median pruner)."""
+    cfg = compose_cfg(tmp_path, ["hparams_search=optuna", f"hydra/sweeper/pruner={option}"])
+    assert type(instantiate(cfg.callbacks.optuna_pruning).pruner) is pruner
+    assert type(instantiate(cfg.hydra.sweeper.pruner)) is pruner
 
 
 def pruning_trial(tmp_path: Path, study: optuna.Study, lr: float) -> optuna.trial.FrozenTrial:

@@ -74,7 +74,7 @@ class OptunaSweeper(Sweeper):
     """
 
     def __init__(self, study_name: str, storage: str, direction: str, n_trials: int, n_jobs: int,
-                 sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner | None,
+                 sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner,
                  params: Mapping[str, str] | None = None, trial_key: str = "optuna_trial") -> None:
         self.study_name, self.storage, self.direction = study_name, storage, direction
         self.n_trials, self.n_jobs = n_trials, max(1, n_jobs)
@@ -107,7 +107,7 @@ class OptunaSweeper(Sweeper):
         study = self.open_study()
         log.info("Study name: %s", study.study_name)
         log.info("Storage: %s, sampler %s, pruner %s, %s", self.storage, type(self.sampler).__name__,
-                 type(self.pruner).__name__ if self.pruner else None, self.direction)
+                 type(self.pruner).__name__, self.direction)
         todo = self.n_trials - len(study.trials)
         if todo <= 0:
             log.info("the study already holds %d of %d trials: nothing to do", len(study.trials), self.n_trials)
