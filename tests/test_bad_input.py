@@ -9,7 +9,7 @@ from tests.conftest import run_cli
 
 def run_on(folder, tmp_path, *extra):
     return run_cli(["imgrec.run", "data=idl", f"data.root={folder}", f"paths.log_dir={tmp_path / 'logs'}",
-                    "logger=none", "trainer.max_epochs=1", *extra], cwd=tmp_path, timeout=300)
+                    "logger=none", "trainer.max_epochs=1", "report.enabled=false", *extra], cwd=tmp_path, timeout=300)
 
 
 def assert_one_line_error(r, *fragments):
