@@ -15,11 +15,12 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
+from safetensors import safe_open
 
 from imgrec.data.synthetic import LABELS, make_synthetic, write_course_format
 from imgrec.errors import ImgrecError
 from imgrec.models.summary import describe
-from imgrec.onnx_export import export_onnx
+from imgrec.onnx_export import export, export_onnx
 from imgrec.onnx_predict import DEFAULTS, load_onnx
 from imgrec.onnx_predict import predict as onnx_predict
 from imgrec.predict import load_predictor
@@ -120,6 +121,12 @@ def test_metadata_and_threshold_rules(tmp_path):
     np.testing.assert_array_equal(load_onnx(model, "0.5").thresholds, np.full(len(LABELS), 0.5, np.float32))
     with pytest.raises(ImgrecError, match="thresholds=best: expected one of 0.5, global, per_label"):
         load_onnx(model, "best")
+    weights = export(OmegaConf.create({"ckpt": str(ckpt), "format": "safetensors", "out": None}))
+    assert weights == ckpt.with_suffix(".safetensors")
+    with safe_open(str(weights), "np") as f:
+        assert json.loads(f.metadata()["label_names"]) == list(LABELS)
+    with pytest.raises(ImgrecError, match="format=tflite: expected one of onnx, safetensors"):
+        export(OmegaConf.create({"ckpt": str(ckpt), "format": "tflite", "out": None}))
     (tmp_path / "untuned").mkdir()
     untuned = export_onnx(make_checkpoint(tmp_path / "untuned", FAMILIES["scratch"]), tmp_path / "untuned.onnx")
     assert load_onnx(untuned).rule == "0.5"
