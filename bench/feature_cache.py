@@ -17,7 +17,7 @@ from imgrec.run import train
 def timed_run(overrides: list[str], workdir: Path) -> tuple[list[float], dict[str, float]]:
     timings = workdir / "epochs.json"
     summary = train(compose_config(workdir / "run", [*overrides, *timer_overrides(timings)]))
-    return json.loads(timings.read_text()), summary["metrics"]
+    return json.loads(timings.read_text()), summary.metrics
 
 
 def run(quick: bool = False) -> Result:

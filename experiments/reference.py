@@ -9,7 +9,6 @@ galleries (course images stay out of the repository).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from imgrec.run_summary import RunSummary, finished_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "experiments"
@@ -110,9 +111,9 @@ def copy_run(exp: Experiment, run: Path, out: Path) -> str:
     """The run's report, config and metrics; returns the report, one heading level down."""
     report = copy_report(run, out, exp.galleries)
     shutil.copy2(run / ".hydra" / "config.yaml", out / "config.yaml")
-    summary = json.loads((run / "metrics.json").read_text())
-    summary["checkpoint"] = Path(summary["checkpoint"]).name
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    summary = RunSummary.read(run)
+    summary.checkpoint = Path(summary.checkpoint).name
+    summary.write(out)
     return demote(report)
 
 
@@ -144,7 +145,7 @@ def regenerate(name: str) -> Path:
         files = ("`config.yaml` (the sweep's config), `results.csv`, `f1_per_label.png`, and the best run's "
                  "folder (`report.md`, `report/`)")
     else:
-        run = max((LOGS / name).rglob("metrics.json"), key=lambda p: p.stat().st_mtime).parent
+        run = finished_runs(LOGS / name)[-1]
         report = copy_run(exp, run, out)
         files = ("`config.yaml` (composed config), `metrics.json`, `report/` (figures and CSV tables, including "
                  "the missing-label candidates to review)")

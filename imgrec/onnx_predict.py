@@ -3,7 +3,7 @@
 
 Imports numpy, onnxruntime, PIL and torch-free imgrec modules only (``pip install imgrec[onnx]``); no
 torch, Lightning or Hydra. Reads the folder and writes ``results.txt``, ``predictions.csv`` (and
-``metrics.json`` for a course-format folder) through :mod:`imgrec.predictions_io`, as the checkpoint
+``scores.json`` for a course-format folder) through :mod:`imgrec.predictions_io`, as the checkpoint
 path does. The model's own metadata (written by :mod:`imgrec.onnx_export`) gives the label names, the
 decoded image size and the thresholds; without it the file is not taken.
 """

@@ -6,7 +6,7 @@ Writes into ``out``:
   then other names), one 0/1 column per label in the checkpoint's label order, as
   ``np.savetxt(path, y, fmt='%d')``;
 - ``predictions.csv``: file name, the probability of each label, the predicted label names;
-- ``metrics.json`` when ``input`` is a course-format folder with ``annotations/``: micro F1 and more.
+- ``scores.json`` when ``input`` is a course-format folder with ``annotations/``: micro F1 and more.
 
 The checkpoint carries all it needs (``hyper_parameters``: ``label_names`` and ``meta``): the net's
 config, rebuilt with pretrained weights off since the checkpoint holds the weights; per backbone its

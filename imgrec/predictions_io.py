@@ -88,7 +88,7 @@ def micro_scores(targets: np.ndarray, predicted: np.ndarray) -> dict[str, float]
 
 def write_predictions(out: Path, inputs: Inputs, probs: np.ndarray, thresholds: np.ndarray,
                       label_names: list[str]) -> np.ndarray:
-    """``results.txt``, ``predictions.csv`` (and ``metrics.json`` with targets) in ``out``; returns the 0/1
+    """``results.txt``, ``predictions.csv`` (and ``scores.json`` with targets) in ``out``; returns the 0/1
     matrix (``probs > thresholds``)."""
     predicted = (probs > thresholds).astype(int)
     buffer = io.StringIO()
@@ -103,7 +103,7 @@ def write_predictions(out: Path, inputs: Inputs, probs: np.ndarray, thresholds: 
     write_text(out / "predictions.csv", buffer.getvalue())
     if inputs.targets is not None:
         scores = micro_scores(inputs.targets, predicted)
-        write_json(out / "metrics.json", {**scores, "images": len(predicted)})
+        write_json(out / "scores.json", {**scores, "images": len(predicted)})
         log.info("micro F1 %.4f (precision %.4f, recall %.4f) on %d labelled images", scores["f1_micro"],
                  scores["precision"], scores["recall"], len(predicted))
     return predicted

@@ -6,12 +6,10 @@ reader -> split -> augment/balance -> loader -> model -> metrics -> ``metrics.js
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import hydra
 import pytorch_lightning as pl
@@ -28,11 +26,11 @@ from imgrec.data.features import FeatureDataModule
 from imgrec.distributed import end_job
 from imgrec.errors import ImgrecError, user_error
 from imgrec.evaluation import evaluate_best
-from imgrec.io import write_json
 from imgrec.metrics import check_optimized_metric
 from imgrec.models.export import export_safetensors
 from imgrec.models.transfer import TransferNet
 from imgrec.provenance import write_provenance
+from imgrec.run_summary import RunSummary, clear_failure
 
 log = logging.getLogger(__name__)
 resolvers.register()
@@ -43,7 +41,7 @@ def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
     return [console.quiet_logger(instantiate(c)) for c in (cfg.get("logger") or {}).values()]
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig) -> RunSummary:
     """Fit, then validate and test the best checkpoint. Returns the run summary also written to disk."""
     out = Path(cfg.paths.output_dir)
     check_optimized_metric(cfg.optimized_metric)
@@ -80,20 +78,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         evaluation.save(out / "predictions.npz")
         if cfg.report.enabled:
             report_run(out, evaluation, datamodule, trainer, cfg)
-    summary = {
-        "metrics": {k: float(v) for k, v in metrics.items()},
-        "epochs": trainer.current_epoch,
-        "seconds": round(time.time() - start, 2),
-        "checkpoint": best,
-        "overrides": task_overrides(),
-        "data_fingerprint": meta["data_fingerprint"],
-        "thresholds": evaluation.thresholds.as_meta(),
-        "size": model.size,
-    }
+    summary = RunSummary(task_overrides(), {k: float(v) for k, v in metrics.items()}, trainer.current_epoch,
+                         round(time.time() - start, 2), best, meta["data_fingerprint"],
+                         evaluation.thresholds.as_meta(), model.size)
     if trainer.is_global_zero:
         if best:
             export_safetensors(best, out / "model.safetensors")
-        write_json(out / "metrics.json", summary)  # last: its presence marks the run finished
+        summary.write(out)  # last: its presence marks the run finished
     log.info("test: micro F1 %.4f at 0.5, %.4f at the tuned thresholds (val %.4f); run folder %s",
              metrics.get("test/f1_micro", float("nan")), metrics.get("test_tuned/f1_micro", float("nan")),
              metrics.get("val/f1_micro", float("nan")), out)
@@ -104,16 +95,14 @@ def task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def finished(out: Path) -> dict[str, Any] | None:
-    """The summary of a run that already finished in ``out`` (its ``metrics.json`` is the completion
-    marker), so a restarted sweep skips it. A finished run of another configuration is an error."""
-    marker = out / "metrics.json"
-    if not marker.is_file():
+def finished(out: Path) -> RunSummary | None:
+    """The summary of a run that already finished in ``out``, so a restarted sweep skips it. A finished
+    run of another configuration is an error."""
+    summary = RunSummary.read(out)
+    if summary is None or summary.failed:
         return None
-    summary = json.loads(marker.read_text())
-    if summary.get("overrides") != task_overrides():
-        raise ImgrecError(f"{out}: holds a finished run of other overrides {summary.get('overrides')}; "
-                          "use a new folder")
+    if summary.overrides != task_overrides():
+        raise ImgrecError(f"{out}: holds a finished run of other overrides {summary.overrides}; use a new folder")
     return summary
 
 
@@ -129,12 +118,12 @@ def main(cfg: DictConfig) -> float | None:
         if summary is not None:
             log.info("%s: already finished (metrics.json), skipping", out)
         else:
-            (out / "failed.json").unlink(missing_ok=True)
+            clear_failure(out)
             summary = train(cfg)
     except Exception as exc:
         err = user_error(exc)
         if is_multirun():  # record the failure; the sweep goes on and its table shows it
-            write_json(out / "failed.json", {"error": str(err or repr(exc)), "overrides": task_overrides()})
+            RunSummary(task_overrides(), error=str(err or repr(exc))).write(out)
             log.exception("run failed: %s", err or exc)
             return None
         if err is None:
@@ -145,7 +134,7 @@ def main(cfg: DictConfig) -> float | None:
         if "wandb" in sys.modules:  # always close the W&B run, even on a crash
             sys.modules["wandb"].finish()
         end_job()  # DDP: the next run of a sweep in this process starts its own ranks
-    return summary["metrics"].get(cfg.optimized_metric)
+    return summary.metrics.get(cfg.optimized_metric)
 
 
 def cli() -> None:

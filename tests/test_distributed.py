@@ -58,10 +58,10 @@ def test_ddp_sweep_matches_single_process(tmp_path):
 
     single = train(compose_cfg(tmp_path / "single", [*common, "data.batch_size=340", "model.optimizer.lr=0.02"]))
     ddp = json.loads((sweep / "0" / "metrics.json").read_text())
-    assert ddp["epochs"] == single["epochs"]
+    assert ddp["epochs"] == single.epochs
     for key in ("val/f1_micro", "val/map", "val/loss", "test/f1_micro", "test/map", "test/loss",
                 "test_tuned/f1_micro"):
-        assert ddp["metrics"][key] == pytest.approx(single["metrics"][key], abs=1e-4), key
+        assert ddp["metrics"][key] == pytest.approx(single.metrics[key], abs=1e-4), key
     # the outputs gathered from both ranks are the single process's, in the same order
     with np.load(sweep / "0" / "predictions.npz") as a, np.load(tmp_path / "single" / "run" / "predictions.npz") as b:
         assert np.array_equal(a["test_indices"], b["test_indices"])

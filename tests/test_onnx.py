@@ -91,11 +91,11 @@ def test_parity_with_the_checkpoint(exported, course, tmp_path):
     assert p_torch.std() > 0.05  # probabilities spread out, not all saturated
     np.testing.assert_allclose(p_onnx, p_torch, atol=1e-4, rtol=0)
     np.testing.assert_array_equal(onnx_pred.thresholds, torch_pred.thresholds)
-    # The course folder through both commands: identical results.txt and metrics.json
+    # The course folder through both commands: identical results.txt and scores.json
     ckpt_predict(OmegaConf.create({"ckpt": str(ckpt), "input": str(course), "out": str(tmp_path / "pt"),
                                    "batch_size": 16, "on_bad_image": "error", "thresholds": None}))
     onnx_predict(settings(model, course, tmp_path / "ox"))
-    for name in ("results.txt", "metrics.json"):
+    for name in ("results.txt", "scores.json"):
         assert (tmp_path / "ox" / name).read_text() == (tmp_path / "pt" / name).read_text()
     (head_pt, names_pt, probs_pt, labels_pt), (head_ox, names_ox, probs_ox, labels_ox) = (
         read_csv(tmp_path / d / "predictions.csv") for d in ("pt", "ox"))
@@ -152,7 +152,7 @@ def test_export_then_predict_without_torch(tmp_path, course):
     ckpt_predict(OmegaConf.create({"ckpt": str(ckpt), "input": str(course / "images"), "out": str(tmp_path / "pt"),
                                    "batch_size": 64, "on_bad_image": "error", "thresholds": None}))
     assert (tmp_path / "ox" / "results.txt").read_text() == (tmp_path / "pt" / "results.txt").read_text()
-    assert not (tmp_path / "ox" / "metrics.json").exists()  # plain folder of images: nothing to score
+    assert not (tmp_path / "ox" / "scores.json").exists()  # plain folder of images: nothing to score
 
 
 @pytest.fixture(scope="module")

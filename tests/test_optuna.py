@@ -50,7 +50,7 @@ def pruning_trial(tmp_path: Path, study: optuna.Study, lr: float) -> optuna.tria
         "report.enabled=false", "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0"])
     summary = train(cfg)
     OptunaSweeper.tell(study, study.get_trials()[trial.number],
-                       JobReturn(status=JobStatus.COMPLETED, _return_value=summary["metrics"][cfg.optimized_metric]))
+                       JobReturn(status=JobStatus.COMPLETED, _return_value=summary.metrics[cfg.optimized_metric]))
     return study.get_trials()[trial.number]
 
 

@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
 
 def test_results_txt_round_trips_the_test_phase(trained, tmp_path):
     root, summary = trained
-    r = run_cli(["imgrec.cli", "predict", f"ckpt={summary['checkpoint']}", f"input={root}", f"out={tmp_path / 'p'}",
+    r = run_cli(["imgrec.cli", "predict", f"ckpt={summary.checkpoint}", f"input={root}", f"out={tmp_path / 'p'}",
                  "batch_size=32"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     y = np.loadtxt(tmp_path / "p" / "results.txt", dtype=int)
@@ -48,8 +48,8 @@ def test_results_txt_round_trips_the_test_phase(trained, tmp_path):
     assert y.shape == data.targets.shape == (240, 14) and set(np.unique(y)) <= {0, 1}
     test = RandomSplit((0.6, 0.2, 0.2), seed=42)(data.targets).test
     f1 = f1_score(data.targets[test], y[test], average="micro", zero_division=0)
-    tuned = "thresholds" in torch.load(summary["checkpoint"], weights_only=True)["hyper_parameters"]["meta"]
-    reported = summary["metrics"]["test_tuned/f1_micro" if tuned else "test/f1_micro"]
+    tuned = "thresholds" in torch.load(summary.checkpoint, weights_only=True)["hyper_parameters"]["meta"]
+    reported = summary.metrics["test_tuned/f1_micro" if tuned else "test/f1_micro"]
     assert f1 == pytest.approx(reported, abs=1e-6)
     assert f1 > most_frequent_f1(data.targets[test]) + 0.15
     rows = list(csv.DictReader((tmp_path / "p" / "predictions.csv").open()))
@@ -57,7 +57,7 @@ def test_results_txt_round_trips_the_test_phase(trained, tmp_path):
     assert list(rows[0])[1:-1] == [f"p_{name}" for name in LABELS] and list(rows[0])[-1] == "labels"
     for row, flags in zip(rows, y):
         assert row["labels"].split() == [name for name, on in zip(LABELS, flags) if on]
-    scored = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    scored = json.loads((tmp_path / "p" / "scores.json").read_text())
     assert scored["images"] == 240 and scored["f1_micro"] == pytest.approx(
         f1_score(data.targets, y, average="micro", zero_division=0))
 
@@ -68,10 +68,10 @@ def test_plain_folder_in_numeric_order(trained, tmp_path):
     images.mkdir()
     for n in (10, 2, 1):
         shutil.copy(root / "images" / f"im{n}.jpg", images)
-    y = predict(predict_cfg(summary["checkpoint"], images, tmp_path / "p"))
+    y = predict(predict_cfg(summary.checkpoint, images, tmp_path / "p"))
     rows = list(csv.DictReader((tmp_path / "p" / "predictions.csv").open()))
     assert [row["file"] for row in rows] == ["im1.jpg", "im2.jpg", "im10.jpg"] and y.shape == (3, 14)
-    assert not (tmp_path / "p" / "metrics.json").exists()  # no annotations: nothing to score
+    assert not (tmp_path / "p" / "scores.json").exists()  # no annotations: nothing to score
 
 
 @pytest.mark.parametrize("arch", ["scratch_medium", "ensemble"])
@@ -99,19 +99,19 @@ def test_labels_differing_from_the_checkpoint(trained, tmp_path):
     (course / "annotations" / "disc.txt").rename(course / "annotations" / "people.txt")
     with pytest.raises(ImgrecError, match=r"labels differ from the model's \(not in the model: "
                                           r"\['people'\]; missing: \['disc'\]\)"):
-        predict(predict_cfg(summary["checkpoint"], course, tmp_path / "p"))
+        predict(predict_cfg(summary.checkpoint, course, tmp_path / "p"))
 
 
 def test_folder_without_readable_images(trained, tmp_path):
     _, summary = trained
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImgrecError, match="no image files"):
-        predict(predict_cfg(summary["checkpoint"], tmp_path / "empty", tmp_path / "p"))
+        predict(predict_cfg(summary.checkpoint, tmp_path / "empty", tmp_path / "p"))
     (tmp_path / "empty" / "im1.jpg").write_text("not a jpeg")
     with pytest.raises(ImgrecError, match="im1.jpg: not an image file"):
-        predict(predict_cfg(summary["checkpoint"], tmp_path / "empty", tmp_path / "p"))
+        predict(predict_cfg(summary.checkpoint, tmp_path / "empty", tmp_path / "p"))
     with pytest.raises(ImgrecError, match="no readable images"):
-        predict(predict_cfg(summary["checkpoint"], tmp_path / "empty", tmp_path / "p", on_bad_image="skip"))
+        predict(predict_cfg(summary.checkpoint, tmp_path / "empty", tmp_path / "p", on_bad_image="skip"))
 
 
 def test_missing_or_foreign_checkpoint_is_one_line(tmp_path):

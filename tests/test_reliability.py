@@ -178,13 +178,13 @@ def test_nan_loss_stops_naming_the_step():
 def test_same_seed_same_metrics_and_run_records(tmp_path):
     a = train(compose_cfg(tmp_path / "a", ["trainer.max_epochs=3"]))
     b = train(compose_cfg(tmp_path / "b", ["trainer.max_epochs=3"]))
-    assert a["metrics"] == b["metrics"]
+    assert a.metrics == b.metrics
     run = tmp_path / "a" / "run"
     provenance = json.loads((run / "provenance.json").read_text())
     assert provenance["versions"]["torch"] == torch.__version__.split("+")[0]
-    assert provenance["data_fingerprint"] == a["data_fingerprint"] and "git_commit" in provenance
+    assert provenance["data_fingerprint"] == a.data_fingerprint and "git_commit" in provenance
     assert "efficientnet_lite0" in (run / "config_resolved.yaml").read_text()
-    torch.load(a["checkpoint"], weights_only=True)  # loads without unpickling arbitrary objects
+    torch.load(a.checkpoint, weights_only=True)  # loads without unpickling arbitrary objects
 
 
 def test_wandb_api_key_never_written(tmp_path):
@@ -211,6 +211,6 @@ def test_exported_weights_are_safetensors(tmp_path):
         meta = f.metadata()
         assert json.loads(meta["label_names"])[0] == "bow" and "thresholds" in meta
         assert any(k.startswith("head.") for k in f.keys())
-    state = torch.load(summary["checkpoint"], weights_only=True)["state_dict"]
+    state = torch.load(summary.checkpoint, weights_only=True)["state_dict"]
     assert torch.equal(state["net.head.0.weight"], safe_open(str(tmp_path / "run" / "model.safetensors"),
                                                              framework="pt").get_tensor("head.0.weight"))

@@ -13,11 +13,11 @@ def test_frozen_transfer_learns(cfg_tiny, tmp_path):
     dm = instantiate(cfg_tiny.data)
     dm.setup()
     baseline = most_frequent_f1(dm.data.targets[dm.split.test])
-    f1 = summary["metrics"]["test/f1_micro"]
+    f1 = summary.metrics["test/f1_micro"]
     assert f1 > baseline + 0.25, (f1, baseline)
     run = tmp_path / "run"
     assert json.loads((run / "metrics.json").read_text())["metrics"]["test/f1_micro"] == f1
-    assert (run / "checkpoints" / "last.ckpt").is_file() and summary["checkpoint"].endswith(".ckpt")
+    assert (run / "checkpoints" / "last.ckpt").is_file() and summary.checkpoint.endswith(".ckpt")
 
 
 @pytest.mark.parametrize("extra", [[], ["model=ensemble", "balance=sampler"]], ids=["lite0", "ensemble_sampler"])
@@ -28,7 +28,7 @@ def test_feature_cache_equals_full_path(tmp_path, extra):
     for cached in (True, False):
         cfg = compose_cfg(tmp_path / str(cached), [f"cache.features={cached}", "trainer.max_epochs=3",
                                                    "data.n_images=160", "report.enabled=false", *extra])
-        runs[cached] = train(cfg)["metrics"]
+        runs[cached] = train(cfg).metrics
     for key in ("val/f1_micro", "test/f1_micro", "test/loss"):
         assert abs(runs[True][key] - runs[False][key]) < 1e-4, key
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imgrec.run_summary import RunSummary
+
 CV_STEPS = {
     # §4.1 on folds: split; + augmentation; + augmentation + oversampling (Lite0, 128 px, frozen).
     "preproc-cv": ["+experiment=preproc_sweep", "model.net.input_size=128"],
@@ -41,10 +43,10 @@ def load_settings(logs: Path, step: str, key: str) -> dict[str, Setting]:
     settings = {}
     for path in sorted((logs / step).glob("**/cv.json")):
         cv = json.loads(path.read_text())
-        folds = [json.loads((Path(run) / "metrics.json").read_text()) for run in cv["runs"]]
-        folds.sort(key=lambda s: next(o for o in s["overrides"] if o.startswith("split.fold=")))
-        value = next((o.split("=", 1)[1] for o in folds[0]["overrides"] if o.lstrip("+").startswith(f"{key}=")), "")
-        settings[value] = Setting(value, cv, [f["metrics"] for f in folds])
+        folds = sorted((RunSummary.read(run) for run in cv["runs"]),
+                       key=lambda s: next(o for o in s.overrides if o.startswith("split.fold=")))
+        value = next((o.split("=", 1)[1] for o in folds[0].overrides if o.lstrip("+").startswith(f"{key}=")), "")
+        settings[value] = Setting(value, cv, [f.metrics for f in folds])
     return settings
 
 

@@ -18,6 +18,8 @@ import torch
 from safetensors.torch import load_file
 from sklearn.metrics import f1_score
 
+from imgrec.run_summary import RunSummary
+
 
 def refit(features: torch.Tensor, targets: torch.Tensor, epochs: int, seed: int) -> torch.nn.Linear:
     torch.manual_seed(seed)
@@ -39,8 +41,7 @@ def main(cv_dir: Path, features_file: Path) -> None:
     oof = np.load(cv_dir / "oof.npz")
     with np.load(Path(cv["runs"][0]) / "predictions.npz") as z:
         test, test_targets = z["test_indices"], z["test_targets"]
-    best = [int(Path(json.loads((Path(r) / "metrics.json").read_text())["checkpoint"]).stem.split("_")[1]) + 1
-            for r in cv["runs"]]
+    best = [int(Path(RunSummary.read(run).checkpoint).stem.split("_")[1]) + 1 for run in cv["runs"]]
     epochs, threshold = int(np.median(best)), cv["thresholds"]["global_threshold"]
     scores = []
     for seed in range(5):

@@ -7,7 +7,6 @@ on a finding of the study is computed from the rows of the table it cites.
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from experiments.idl2020 import cv_findings
 from imgrec.analysis import plots
 from imgrec.analysis.run_report import ERROR_ANALYSIS, REPORT_DIR
 from imgrec.evaluation import Evaluation
+from imgrec.run_summary import RunSummary, run_folders
 from imgrec.thresholds import cross_fitted_scores, random_groups
 
 COURSE_IMAGES = ("worst_images.png", "missing_label_candidates.png")  # galleries of course photos stay out of git
@@ -35,18 +35,18 @@ SINGLE_SEED_STEPS = ("preproc", "transfer", "balancing", "scratch", "finetune")
 class Run:
     step: str
     folder: Path
-    summary: dict
+    summary: RunSummary
 
     @property
     def metrics(self) -> dict[str, float]:
-        return self.summary["metrics"]
+        return self.summary.metrics
 
     def m(self, key: str) -> float:
         return float(self.metrics[key])
 
     @property
     def overrides(self) -> list[str]:
-        return self.summary["overrides"]
+        return self.summary.overrides
 
     def override(self, key: str, default: str = "") -> str:
         return next((o.split("=", 1)[1] for o in self.overrides if o.split("=", 1)[0].lstrip("+") == key), default)
@@ -56,8 +56,7 @@ class Run:
 
 
 def load_runs(logs: Path, step: str) -> list[Run]:
-    found = sorted(logs.glob(f"{step}/*/metrics.json"), key=lambda p: (len(p.parent.name), p.parent.name))
-    return [Run(step, p.parent, json.loads(p.read_text())) for p in found]
+    return [Run(step, folder, RunSummary.read(folder)) for folder in run_folders(logs / step, finished_only=True)]
 
 
 def backbone_label(name: str) -> str:
@@ -65,7 +64,7 @@ def backbone_label(name: str) -> str:
 
 
 def describe(run: Run) -> dict[str, str]:
-    return _describe(run.folder, run.summary["checkpoint"], run.override("arch"))
+    return _describe(run.folder, run.summary.checkpoint, run.override("arch"))
 
 
 @functools.cache  # a finished run's files never change; the report names a run many times
@@ -96,13 +95,13 @@ def scores(run: Run) -> dict[str, float]:
 def cost(run: Run) -> dict[str, object]:
     """Trainable parameters, epochs, seconds of fit + evaluation, and whether the run extracted its
     backbone features or found them cached by an earlier run (its log says which)."""
-    size = run.summary.get("size", {})
+    size = run.summary.size
     log = (run.folder / "run.log").read_text() if (run.folder / "run.log").is_file() else ""
     net = OmegaConf.load(run.folder / ".hydra" / "config.yaml").model.net
     frozen = "backbones" in net and net.freeze
     features = "-" if not frozen else "cache hit" if "features: cache hit" in log else "extracted"
-    return {"trainable": f"{size.get('trainable_params', 0) / 1e6:.2f} M", "epochs": run.summary["epochs"],
-            "s": round(run.summary["seconds"]), "features": features}
+    return {"trainable": f"{size.get('trainable_params', 0) / 1e6:.2f} M", "epochs": run.summary.epochs,
+            "s": round(run.summary.seconds), "features": features}
 
 
 def command(logs: Path, *steps: str) -> list[str]:
@@ -358,7 +357,7 @@ def write_report(logs: Path, out: Path, data: Path, predict: Path, shared: list[
         gap = bt.m("test/f1_micro") - bs.m("test/f1_micro")
         findings.append(
             f"4. **Scratch CNNs are far behind transfer**: {verdict(gap > 0.05)}. The best scratch CNN ({name(bs)}, "
-            f"{bs.summary['epochs']} epochs) reaches test F1 {bs.m('test/f1_micro'):.4f}, the best frozen transfer "
+            f"{bs.summary.epochs} epochs) reaches test F1 {bs.m('test/f1_micro'):.4f}, the best frozen transfer "
             f"model at the same 128 px ({name(bt)}) {bt.m('test/f1_micro'):.4f}: {gap:.4f} behind (table 2).")
     ens = [(k, r) for k, r in transfer.items() if "+" in k[0]]
     if ens:
@@ -441,7 +440,7 @@ def write_report(logs: Path, out: Path, data: Path, predict: Path, shared: list[
               md(bal), "", *command(logs, "balancing")]
     if len(seeds):
         plots.save(seeds_figure(seeds), figures / "seeds.png")
-        fine_minutes = sum(r.summary["seconds"] for r in steps["scratch"] + steps["finetune"]) / 60
+        fine_minutes = sum(r.summary.seconds for r in steps["scratch"] + steps["finetune"]) / 60
         lines += ["## 4. Per-class thresholds", "",
                   "Test micro F1 at 0.5, at one threshold fitted on val, and at one threshold per label fitted on val "
                   "(labels with under 10 val positives keep the global one); the last two columns score each rule "
@@ -463,7 +462,7 @@ def write_report(logs: Path, out: Path, data: Path, predict: Path, shared: list[
     (out / "REPORT.md").write_text(text)
     every = [r for rs in [*steps.values(), *seeded.values(), final_runs] for r in rs]
     results = pd.DataFrame([{"step": r.step, "run": r.folder.name, "overrides": " ".join(r.overrides), **r.metrics,
-                             "epochs": r.summary["epochs"], "seconds": r.summary["seconds"]} for r in every])
+                             "epochs": r.summary.epochs, "seconds": r.summary.seconds} for r in every])
     results.to_csv(out / "runs.csv", index=False, float_format="%.6f")
     print(f"wrote {out / 'REPORT.md'}")
     return out / "REPORT.md"

@@ -112,7 +112,7 @@ def main() -> None:
         multirun(logs, f"seeds-{k}", [*config, f"seed={SEEDS}"], shared, extras)
     final = final_model(logs, [*shared, *extras])
     multirun(logs, "final", final.overrides, shared, extras)
-    predict = [sys.executable, "-m", "imgrec.predict", f"ckpt={load_runs(logs, 'final')[0].summary['checkpoint']}",
+    predict = [sys.executable, "-m", "imgrec.predict", f"ckpt={load_runs(logs, 'final')[0].summary.checkpoint}",
                f"input={args.predict.resolve()}", f"out={out / 'predictions'}"]
     print(f"\n=== predict: {' '.join(predict[2:])}", flush=True)
     subprocess.run(predict, cwd=ROOT, check=True)

@@ -16,7 +16,6 @@ which flags every difference from the best setting that is smaller than the fold
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from imgrec.analysis.scores import per_class, summary
 from imgrec.checkpoint_io import AtomicCheckpointIO
 from imgrec.evaluation import Evaluation
 from imgrec.io import write_json, write_text
+from imgrec.run_summary import RunSummary, run_folders
 from imgrec.thresholds import Thresholds, choose_rule
 
 log = logging.getLogger(__name__)
@@ -42,17 +42,17 @@ KEY_METRICS = ("f1_micro", "precision", "recall", "f1_macro", "map")  # cv.md's 
 class Fold:
     folder: Path
     fold: int
-    summary: dict  # the run's metrics.json
+    summary: RunSummary
     evaluation: Evaluation
 
 
 def fold_groups(sweep_dir: Path) -> dict[str, list[Path]]:
     """Finished run folders of a sweep grouped by setting (their overrides but ``split.fold``)."""
     runs = {}
-    for marker in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: (len(p.parent.name), p.parent.name)):
-        overrides = json.loads(marker.read_text()).get("overrides", [])
+    for folder in run_folders(sweep_dir, finished_only=True):
+        overrides = RunSummary.read(folder).overrides
         if any(o.startswith(FOLD) for o in overrides):
-            runs[marker.parent] = [o for o in overrides if not o.startswith(FOLD)]
+            runs[folder] = [o for o in overrides if not o.startswith(FOLD)]
     shared = set.intersection(*map(set, runs.values())) if runs else set()
     groups: dict[str, list[Path]] = {}
     for folder, overrides in runs.items():
@@ -63,8 +63,8 @@ def fold_groups(sweep_dir: Path) -> dict[str, list[Path]]:
 def load_folds(folders: list[Path]) -> list[Fold]:
     folds = []
     for folder in folders:
-        summary_ = json.loads((folder / "metrics.json").read_text())
-        fold = int(next(o for o in summary_["overrides"] if o.startswith(FOLD)).removeprefix(FOLD))
+        summary_ = RunSummary.read(folder)
+        fold = int(next(o for o in summary_.overrides if o.startswith(FOLD)).removeprefix(FOLD))
         folds.append(Fold(folder, fold, summary_, Evaluation.load(folder / "predictions.npz")))
     return sorted(folds, key=lambda f: f.fold)
 
@@ -103,7 +103,7 @@ def mean_std(frames: list[pd.Series]) -> pd.DataFrame:
 def average_checkpoints(folds: list[Fold], thresholds: Thresholds, path: Path) -> Path:
     """The fold models' weights averaged into fold 0's checkpoint, with the OOF thresholds in its meta.
     For frozen backbones (shared by every fold) and a linear head this is the mean of the folds' logits."""
-    checkpoints = [torch.load(f.summary["checkpoint"], map_location="cpu", weights_only=True) for f in folds]
+    checkpoints = [torch.load(f.summary.checkpoint, map_location="cpu", weights_only=True) for f in folds]
     merged = checkpoints[0]
     for key, value in merged["state_dict"].items():
         if torch.is_floating_point(value):
@@ -132,7 +132,7 @@ def final_test_probs(path: Path, run_dir: Path, test_indices: np.ndarray) -> np.
 
 def fold_metrics(folds: list[Fold]) -> pd.DataFrame:
     """Every logged metric as mean ± std over the folds (scalar metrics, not the per-label ones)."""
-    series = [pd.Series({k: v for k, v in f.summary["metrics"].items() if k.count("/") == 1}, name=f.fold)
+    series = [pd.Series({k: v for k, v in f.summary.metrics.items() if k.count("/") == 1}, name=f.fold)
               for f in folds]
     return mean_std(series).rename_axis("metric")
 

@@ -3,7 +3,6 @@ best run's error analysis (linked from its own run folder, not copied)."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pandas as pd
 from imgrec.analysis import plots
 from imgrec.analysis.run_report import ERROR_ANALYSIS, REPORT_DIR
 from imgrec.io import write_text
+from imgrec.run_summary import RunSummary
 
 
 def per_label_f1(sweep_dir: Path, table: pd.DataFrame) -> pd.DataFrame:
@@ -25,12 +25,12 @@ def per_label_f1(sweep_dir: Path, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_run(sweep_dir: Path, table: pd.DataFrame, metric: str) -> tuple[str, float] | None:
-    """The finished run with the highest ``metric`` (from its ``metrics.json``)."""
+    """The finished run with the highest ``metric`` (from its :class:`RunSummary`)."""
     scores = {}
     for run in table["run"]:
-        path = sweep_dir / str(run) / "metrics.json"
-        if path.is_file() and metric in (m := json.loads(path.read_text()).get("metrics", {})):
-            scores[str(run)] = float(m[metric])
+        summary = RunSummary.read(sweep_dir / str(run))
+        if summary is not None and metric in summary.metrics:
+            scores[str(run)] = float(summary.metrics[metric])
     return max(scores.items(), key=lambda kv: kv[1]) if scores else None
 
 

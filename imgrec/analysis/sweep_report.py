@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from omegaconf import DictConfig
 from imgrec.analysis.cv import write_cv
 from imgrec.analysis.sweep_compare import write_sweep_report
 from imgrec.io import write_text
+from imgrec.run_summary import RunSummary, run_folders
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +24,22 @@ COLUMNS += ["test_tuned/f1_micro", "test/map"]  # at the thresholds fitted on va
 def collect(sweep_dir: Path) -> pd.DataFrame:
     """One row per run, finished (``metrics.json``) or failed (``failed.json``); ``settings`` lists only
     the overrides that differ between runs."""
-    paths = sorted([*sweep_dir.glob("*/metrics.json"), *sweep_dir.glob("*/failed.json")],
-                   key=lambda p: (len(p.parent.name), p.parent.name))
-    return table_of(paths)
+    return table_of(run_folders(sweep_dir))
 
 
-def table_of(paths: list[Path]) -> pd.DataFrame:
-    """The table of these ``metrics.json`` / ``failed.json`` files, one row each."""
-    summaries = [json.loads(path.read_text()) for path in paths]
-    shared = set.intersection(*(set(s.get("overrides", [])) for s in summaries)) if len(summaries) > 1 else set()
+def table_of(folders: list[Path]) -> pd.DataFrame:
+    """The table of these run folders' outcomes (:class:`RunSummary`), one row each."""
+    summaries = [RunSummary.read(folder) for folder in folders]
+    shared = set.intersection(*(set(s.overrides) for s in summaries)) if len(summaries) > 1 else set()
     rows = []
-    for path, summary in zip(paths, summaries):
-        settings = [o for o in summary.get("overrides", []) if o not in shared]
-        row: dict[str, Any] = {"run": path.parent.name, "settings": " ".join(settings),
-                               "status": "failed: " + summary["error"] if "error" in summary else "ok"}
-        row.update({c: summary.get("metrics", {}).get(c) for c in COLUMNS})
-        size = summary.get("size", {})  # the model's, logged at start (imgrec.models.summary.model_size)
+    for folder, summary in zip(folders, summaries):
+        settings = [o for o in summary.overrides if o not in shared]
+        row: dict[str, Any] = {"run": folder.name, "settings": " ".join(settings),
+                               "status": f"failed: {summary.error}" if summary.failed else "ok"}
+        row.update({c: summary.metrics.get(c) for c in COLUMNS})
+        size = summary.size  # the model's, logged at start (imgrec.models.summary.model_size)
         row.update({"params": size.get("params"), "trainable": size.get("trainable_params"),
-                    "epochs": summary.get("epochs"), "seconds": summary.get("seconds")})
+                    "epochs": summary.epochs, "seconds": summary.seconds})
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -30,6 +30,7 @@ from imgrec.dashboard import thumbnails
 from imgrec.data.stats import cooccurrence
 from imgrec.errors import ImgrecError
 from imgrec.evaluation import Evaluation
+from imgrec.run_summary import RunSummary, run_folders
 
 GALLERY = 12  # images in each run's error gallery
 CURVE_POINTS = 100  # points kept per curve (keeps a sweep's page small)
@@ -46,11 +47,11 @@ def cv_folders(path: Path) -> list[Path]:
 
 def folder_kind(path: Path) -> str:
     """``run`` (has metrics.json or failed.json), ``cv`` (has a CV aggregate) or ``sweep`` (has run subfolders)."""
-    if (path / "metrics.json").is_file() or (path / "failed.json").is_file():
+    if RunSummary.read(path) is not None:
         return "run"
     if cv_folders(path):
         return "cv"
-    if any(path.glob("*/metrics.json")) or any(path.glob("*/failed.json")):
+    if run_folders(path):
         return "sweep"
     raise ImgrecError(f"{path}: not a run, sweep or CV folder (no metrics.json in it or in its subfolders)")
 
@@ -164,7 +165,7 @@ def collect_folder(path: str | Path, metric: str = "val/f1_micro", review: int =
     path = Path(path).resolve()
     kind = folder_kind(path)
     if kind == "run":
-        table = table_of([p for p in (path / "metrics.json", path / "failed.json") if p.is_file()][:1])
+        table = table_of([path])
         table["run"] = path.name
         run_dirs = {path.name: path}
     else:

@@ -93,4 +93,4 @@ def test_scratch_small_learns(tmp_path):
     dm = instantiate(cfg.data)
     dm.setup()
     baseline = most_frequent_f1(dm.data.targets[dm.split.test])
-    assert summary["metrics"]["test/f1_micro"] > baseline + 0.15, (summary["metrics"]["test/f1_micro"], baseline)
+    assert summary.metrics["test/f1_micro"] > baseline + 0.15, (summary.metrics["test/f1_micro"], baseline)

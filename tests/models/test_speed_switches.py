@@ -29,6 +29,6 @@ def test_switched_run_matches_the_plain_run(tmp_path, switch):
     plain = train(compose_cfg(tmp_path / "plain", common))
     switched = train(compose_cfg(tmp_path / "switched", [*common, switch]))
     for key in ("val/f1_micro", "test/loss"):
-        assert abs(plain["metrics"][key] - switched["metrics"][key]) < 1e-3, key
-    state = torch.load(switched["checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
+        assert abs(plain.metrics[key] - switched.metrics[key]) < 1e-3, key
+    state = torch.load(switched.checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     assert not any("_orig_mod" in k for k in state)
