@@ -72,18 +72,17 @@ def _split_outputs(trainer: pl.Trainer, model: MultiLabelModule, stage: str, ind
 
 def evaluate_best(trainer: pl.Trainer, model: MultiLabelModule, datamodule: pl.LightningDataModule,
                   ckpt_path: str | None, min_support: int, shrink: float = 0.0) -> Evaluation:
-    """``datamodule`` is an image datamodule or a FeatureDataModule (which keeps the former as
-    ``.images``); both serve val and test in the order of ``split.val`` and ``split.test``."""
-    images = getattr(datamodule, "images", datamodule)
+    """``datamodule`` is an image datamodule or a FeatureDataModule; both expose ``data`` and ``split``
+    and serve val and test in the order of ``split.val`` and ``split.test``."""
     metrics: dict[str, float] = {}
     # validate loads the best weights once; test then runs on them as they are (no second load)
     metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0])
-    val = _split_outputs(trainer, model, "val", images.split.val)
+    val = _split_outputs(trainer, model, "val", datamodule.split.val)
     thresholds = choose_rule(val.probs, val.targets, min_support, shrink)  # val only: test never sets a threshold
     model.set_thresholds(thresholds)
     metrics.update(trainer.test(model, datamodule=datamodule, verbose=False)[0])
-    test = _split_outputs(trainer, model, "test", images.split.test)
+    test = _split_outputs(trainer, model, "test", datamodule.split.test)
     if ckpt_path and trainer.is_global_zero:  # the checkpoint carries what predict applies
         write_to_checkpoint(ckpt_path, thresholds)
-    return Evaluation(list(model.label_names), list(images.data.names), val, test, thresholds,
+    return Evaluation(list(model.label_names), list(datamodule.data.names), val, test, thresholds,
                       {k: float(v) for k, v in metrics.items()})

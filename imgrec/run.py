@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgrec import console, resolvers
-from imgrec.analysis.run_report import report_run
+from imgrec.analysis.run_report import log_to_wandb, run_context, write_run_report
 from imgrec.config import CONF_DIR, check_cli
 from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.features import FeatureDataModule
@@ -58,7 +58,8 @@ def train(cfg: DictConfig) -> RunSummary:
         loss = loss(train_targets=datamodule.data.targets[datamodule.train_indices])
     model = instantiate(cfg.model, label_names=datamodule.label_names, meta=meta, loss=loss)
     if cfg.cache.features and isinstance(model.net, TransferNet) and model.net.freeze:
-        datamodule = FeatureDataModule(datamodule, model.net, cfg.cache.dir, cfg.cache.views)
+        datamodule = FeatureDataModule(datamodule, model.net.backbones, cfg.cache.dir, cfg.cache.views)
+        model.train_on_features()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
 
@@ -77,7 +78,11 @@ def train(cfg: DictConfig) -> RunSummary:
     if trainer.is_global_zero:  # every rank has the same (synced) metrics and gathered outputs
         evaluation.save(out / "predictions.npz")
         if cfg.report.enabled:
-            report_run(out, evaluation, datamodule, trainer, cfg)
+            context = run_context(out, datamodule.data, datamodule.split, len(datamodule.train_indices),
+                                  f"best `{cfg.optimized_metric}` over {trainer.current_epoch} epochs", best)
+            report = write_run_report(out, evaluation, datamodule.data.images, context, cfg.thresholds.min_support,
+                                      cfg.report.gallery)
+            log_to_wandb(report, trainer.loggers)
     summary = RunSummary(task_overrides(), {k: float(v) for k, v in metrics.items()}, trainer.current_epoch,
                          round(time.time() - start, 2), best, meta["data_fingerprint"],
                          evaluation.thresholds.as_meta(), model.size)

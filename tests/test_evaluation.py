@@ -71,7 +71,8 @@ def test_test_split_never_influences_thresholds(tmp_path):
     images = instantiate(cfg.data)
     images.setup("fit")
     model = instantiate(cfg.model, label_names=images.label_names, meta={})
-    datamodule = FeatureDataModule(images, model.net, cfg.cache.dir)
+    datamodule = FeatureDataModule(images, model.net.backbones, cfg.cache.dir)
+    model.train_on_features()
     trainer = pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.fit(model, datamodule=datamodule)

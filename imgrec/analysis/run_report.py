@@ -20,6 +20,8 @@ from imgrec.analysis.errors import caption, mislabels, worst_images, wrong_label
 from imgrec.analysis.label_issues import candidate_missing_labels
 from imgrec.analysis.scores import binarize, per_class, summary
 from imgrec.dashboard.thumbnails import REVIEW, save_thumbnails
+from imgrec.data.record import Dataset
+from imgrec.data.split import Split
 from imgrec.data.stats import cooccurrence
 from imgrec.evaluation import Evaluation
 from imgrec.io import write_text
@@ -36,6 +38,16 @@ class RunReport:
     path: Path
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Path] = field(default_factory=dict)
+
+    def figure(self, name: str, fig: Any) -> str:
+        """Save ``fig`` under ``report/`` and return its markdown link."""
+        self.figures[name] = plots.save(fig, self.path.parent / REPORT_DIR / f"{name}.png")
+        return f"![{name}]({REPORT_DIR}/{name}.png)"
+
+    def table(self, name: str, df: pd.DataFrame, index: bool = False) -> None:
+        """Keep ``df`` and write it as ``report/<name>.csv``."""
+        self.tables[name] = df.reset_index() if index else df
+        write_text(self.path.parent / REPORT_DIR / f"{name}.csv", df.to_csv(index=index))
 
 
 def markdown(table: pd.DataFrame, floatfmt: str = ".3f", index: bool = False) -> str:
@@ -69,89 +81,99 @@ def write_run_report(out_dir: str | Path, ev: Evaluation, images: np.ndarray | N
                      min_support: int, gallery_size: int = 12) -> RunReport:
     """``images`` are the dataset's images (indexed like ``ev.names``), or None for no galleries.
     ``context`` rows (run, data, checkpoint...) head the report."""
-    out_dir = Path(out_dir)
-    rep = RunReport(out_dir / "report.md")
-    fig_dir = out_dir / REPORT_DIR
-    test = ev.test
-    preds = binarize(test.probs, ev.thresholds.applied())
-    names = [ev.names[i] for i in test.indices]
-
-    def figure(name: str, fig: Any) -> str:
-        rep.figures[name] = plots.save(fig, fig_dir / f"{name}.png")
-        return f"![{name}]({REPORT_DIR}/{name}.png)"
-
-    def table(name: str, df: pd.DataFrame, index: bool = False) -> None:
-        rep.tables[name] = df.reset_index() if index else df
-        write_text(fig_dir / f"{name}.csv", df.to_csv(index=index))
-
-    table("summary", summary_table(ev), index=True)
-    table("per_label_test", per_class_table(ev, "test"))
-    table("per_label_val", per_class_table(ev, "val"))
-    table("mislabels", mislabels(preds, test.targets, ev.label_names))
-    wrong = wrong_label_distribution(preds, test.targets)
-    table("wrong_labels_per_image", wrong.to_frame(), index=True)
-    candidates = candidate_missing_labels(test.probs, test.targets, ev.thresholds.applied(), ev.label_names, names)
-    table("missing_label_candidates", candidates.drop(columns="row"))
-    cooc_targets, cooc_preds = cooccurrence(test.targets, ev.label_names), cooccurrence(preds, ev.label_names)
-    table("cooccurrence_targets", cooc_targets, index=True)
-    table("cooccurrence_predictions", cooc_preds, index=True)
-
-    no_label_accuracy = 1 - float(test.targets.mean())
+    rep = RunReport(Path(out_dir) / "report.md")
+    preds = binarize(ev.test.probs, ev.thresholds.applied())
     md = ["# Run report", "", markdown(pd.DataFrame(list(context.items()), columns=["", ""])), "",
-          "## Metrics", "",
-          "Selection metric and thresholds use the val split only; test is measured once, at 0.5 and at the "
-          "thresholds fitted on val.", "",
-          markdown(rep.tables["summary"].set_index("metric"), floatfmt=".4f", index=True), "",
-          f"Accuracy is shown for completeness only: predicting no label at all scores {no_label_accuracy:.4f} "
-          "on test. Samples-averaged scores count an image with no true and no predicted label as 1. "
-          "mAP averages AP over the labels with at least one positive in the split.", "",
-          "## Thresholds", "",
-          f"Fitted on the val outputs of the best checkpoint and stored in it (`meta.thresholds`): global "
-          f"{ev.thresholds.global_threshold:.3f} (maximises val micro F1); per label, the threshold maximising "
-          f"that label's val F1 where val has at least {min_support} positives "
-          f"({int(ev.thresholds.fitted.sum())} of {len(ev.label_names)} labels), else the global one. "
-          f"Applied by default: **{ev.thresholds.rule}**, the rule with the best cross-fitted val micro F1 "
-          f"({rule_scores(ev)}); `test_tuned` metrics and `imgrec predict` use it.", "",
-          "## Per label (test)", "",
-          "Precision, recall and F1 at the chosen rule's threshold; `f1_at_0.5` at 0.5.", "",
-          markdown(rep.tables["per_label_test"]), "",
-          figure("f1_per_label", plots.per_class_f1_bars(rep.tables["per_label_test"])), "",
-          figure("pr_curves", plots.pr_curves(test.probs, test.targets, ev.label_names, ev.thresholds.applied(),
-                                              rep.tables["per_label_test"]["ap"].tolist())), "",
-          "## Per label (val)", "", markdown(rep.tables["per_label_val"]), "",
-          f"{ERROR_ANALYSIS} (test, tuned thresholds)", "",
-          "### Mislabels per label", "", "Mislabelled = false positives + false negatives; the 2x2 table of "
-          "each label is TP, FP, FN, TN.", "", markdown(rep.tables["mislabels"]), "",
-          "### Wrong labels per image", "",
-          markdown(wrong.to_frame().T, index=True), "",
-          figure("wrong_labels_per_image", plots.counts_bars(wrong, "wrong labels per image")), ""]
-    if images is not None:
-        worst = worst_images(test.probs, preds, test.targets, gallery_size)
-        md += ["### Images with the most wrong labels", "", "Captions: true labels : predicted labels.", "",
-               figure("worst_images", plots.gallery([images[test.indices[r]] for r in worst],
-                                                    [caption(test.targets[r], preds[r], ev.label_names)
-                                                     for r in worst])), ""]
-    n_flagged = int(candidates["cleanlab"].sum())
-    md += ["### Candidate missing labels", "",
-           f"{len(candidates)} negatives (annotated without the label) that the model predicts above the label's "
-           f"threshold or that cleanlab's confident learning flags ({n_flagged}), most confident first. "
-           f"Review them in `{REPORT_DIR}/missing_label_candidates.csv` (fill in `verdict`).", "",
-           markdown(candidates.drop(columns=["row", "verdict"]).head(15), floatfmt=".3f"), ""]
-    if images is not None:  # the dashboard's galleries and label review inline these
-        worst_rows = test.indices[worst_images(test.probs, preds, test.targets, gallery_size)]
-        save_thumbnails(fig_dir, images, ev.names, [*worst_rows, *test.indices[candidates["row"].head(REVIEW)]])
-    if images is not None and len(candidates):
-        top = candidates.head(gallery_size)
-        md += [figure("missing_label_candidates", plots.gallery(
-            [images[test.indices[r]] for r in top["row"]],
-            [f"{lab}? p={p:.2f} | given: {given}" for lab, p, given in
-             zip(top["label"], top["probability"], top["given_labels"])])), ""]
-    md += ["### Label co-occurrence", "",
-           "Images carrying both labels, in the targets and in the predictions (diagonal: the label's count).", "",
-           figure("cooccurrence", plots.cooccurrence_pair(cooc_targets, cooc_preds)), ""]
+          *metrics_section(rep, ev, min_support), *per_label_section(rep, ev),
+          *errors_section(rep, ev, preds, images, gallery_size)]
     write_text(rep.path, "\n".join(md))
     log.info("report: %s", rep.path)
     return rep
+
+
+def metrics_section(rep: RunReport, ev: Evaluation, min_support: int) -> list[str]:
+    rep.table("summary", summary_table(ev), index=True)
+    no_label_accuracy = 1 - float(ev.test.targets.mean())
+    return ["## Metrics", "",
+            "Selection metric and thresholds use the val split only; test is measured once, at 0.5 and at the "
+            "thresholds fitted on val.", "",
+            markdown(rep.tables["summary"].set_index("metric"), floatfmt=".4f", index=True), "",
+            f"Accuracy is shown for completeness only: predicting no label at all scores {no_label_accuracy:.4f} "
+            "on test. Samples-averaged scores count an image with no true and no predicted label as 1. "
+            "mAP averages AP over the labels with at least one positive in the split.", "",
+            "## Thresholds", "",
+            f"Fitted on the val outputs of the best checkpoint and stored in it (`meta.thresholds`): global "
+            f"{ev.thresholds.global_threshold:.3f} (maximises val micro F1); per label, the threshold maximising "
+            f"that label's val F1 where val has at least {min_support} positives "
+            f"({int(ev.thresholds.fitted.sum())} of {len(ev.label_names)} labels), else the global one. "
+            f"Applied by default: **{ev.thresholds.rule}**, the rule with the best cross-fitted val micro F1 "
+            f"({rule_scores(ev)}); `test_tuned` metrics and `imgrec predict` use it.", ""]
+
+
+def per_label_section(rep: RunReport, ev: Evaluation) -> list[str]:
+    rep.table("per_label_test", per_class_table(ev, "test"))
+    rep.table("per_label_val", per_class_table(ev, "val"))
+    test = ev.test
+    return ["## Per label (test)", "",
+            "Precision, recall and F1 at the chosen rule's threshold; `f1_at_0.5` at 0.5.", "",
+            markdown(rep.tables["per_label_test"]), "",
+            rep.figure("f1_per_label", plots.per_class_f1_bars(rep.tables["per_label_test"])), "",
+            rep.figure("pr_curves", plots.pr_curves(test.probs, test.targets, ev.label_names, ev.thresholds.applied(),
+                                                    rep.tables["per_label_test"]["ap"].tolist())), "",
+            "## Per label (val)", "", markdown(rep.tables["per_label_val"]), ""]
+
+
+def errors_section(rep: RunReport, ev: Evaluation, preds: np.ndarray, images: np.ndarray | None,
+                   gallery_size: int) -> list[str]:
+    """The study's error analysis on test: mislabels, wrong labels per image, the worst images,
+    candidate missing labels and label co-occurrence."""
+    test = ev.test
+    rep.table("mislabels", mislabels(preds, test.targets, ev.label_names))
+    wrong = wrong_label_distribution(preds, test.targets)
+    rep.table("wrong_labels_per_image", wrong.to_frame(), index=True)
+    md = [f"{ERROR_ANALYSIS} (test, tuned thresholds)", "",
+          "### Mislabels per label", "", "Mislabelled = false positives + false negatives; the 2x2 table of "
+          "each label is TP, FP, FN, TN.", "", markdown(rep.tables["mislabels"]), "",
+          "### Wrong labels per image", "", markdown(wrong.to_frame().T, index=True), "",
+          rep.figure("wrong_labels_per_image", plots.counts_bars(wrong, "wrong labels per image")), ""]
+    worst = worst_images(test.probs, preds, test.targets, gallery_size)
+    if images is not None:
+        md += ["### Images with the most wrong labels", "", "Captions: true labels : predicted labels.", "",
+               rep.figure("worst_images", plots.gallery([images[test.indices[r]] for r in worst],
+                                                        [caption(test.targets[r], preds[r], ev.label_names)
+                                                         for r in worst])), ""]
+    md += candidates_section(rep, ev, images, worst, gallery_size)
+    cooc_targets, cooc_preds = cooccurrence(test.targets, ev.label_names), cooccurrence(preds, ev.label_names)
+    rep.table("cooccurrence_targets", cooc_targets, index=True)
+    rep.table("cooccurrence_predictions", cooc_preds, index=True)
+    return md + ["### Label co-occurrence", "",
+                 "Images carrying both labels, in the targets and in the predictions (diagonal: the label's count).",
+                 "", rep.figure("cooccurrence", plots.cooccurrence_pair(cooc_targets, cooc_preds)), ""]
+
+
+def candidates_section(rep: RunReport, ev: Evaluation, images: np.ndarray | None, worst: np.ndarray,
+                       gallery_size: int) -> list[str]:
+    test = ev.test
+    names = [ev.names[i] for i in test.indices]
+    candidates = candidate_missing_labels(test.probs, test.targets, ev.thresholds.applied(), ev.label_names, names)
+    rep.table("missing_label_candidates", candidates.drop(columns="row"))
+    md = ["### Candidate missing labels", "",
+          f"{len(candidates)} negatives (annotated without the label) that the model predicts above the label's "
+          f"threshold or that cleanlab's confident learning flags ({int(candidates['cleanlab'].sum())}), most "
+          f"confident first. Review them in `{REPORT_DIR}/missing_label_candidates.csv` (fill in `verdict`).", "",
+          markdown(candidates.drop(columns=["row", "verdict"]).head(15), floatfmt=".3f"), ""]
+    if images is None:
+        return md
+    # the dashboard's galleries and label review inline these
+    save_thumbnails(rep.path.parent / REPORT_DIR, images, ev.names,
+                    [*test.indices[worst], *test.indices[candidates["row"].head(REVIEW)]])
+    if len(candidates):
+        top = candidates.head(gallery_size)
+        md += [rep.figure("missing_label_candidates", plots.gallery(
+            [images[test.indices[r]] for r in top["row"]],
+            [f"{lab}? p={p:.2f} | given: {given}" for lab, p, given in
+             zip(top["label"], top["probability"], top["given_labels"])])), ""]
+    return md
 
 
 def log_to_wandb(rep: RunReport, loggers: list[Any]) -> None:
@@ -168,20 +190,14 @@ def log_to_wandb(rep: RunReport, loggers: list[Any]) -> None:
             logger.log_image(key=f"report/{name}", images=[str(path)])
 
 
-def report_run(out_dir: Path, ev: Evaluation, datamodule: Any, trainer: Any, cfg: Any) -> RunReport:
-    """The report of a finished ``imgrec.run``: context from the trainer and data, images from the
-    image datamodule (a FeatureDataModule keeps it as ``.images``)."""
-    images_dm = getattr(datamodule, "images", datamodule)
-    data, split = images_dm.data, images_dm.split
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    context = {
+def run_context(out_dir: Path, data: Dataset, split: Split, train_size: int, selection: str,
+                checkpoint: str) -> dict[str, str]:
+    """The rows that head a run's report."""
+    return {
         "run": str(out_dir),
         "data": f"{len(data)} images, {data.num_classes} labels; train {len(split.train)} "
-                f"({len(images_dm.train_indices)} after balancing), val {len(split.val)}, test {len(split.test)}",
+                f"({train_size} after balancing), val {len(split.val)}, test {len(split.test)}",
         "data fingerprint": data.fingerprint,
-        "selection": f"best `{cfg.optimized_metric}` over {trainer.current_epoch} epochs",
-        "checkpoint": f"`{Path(best).name}` (thresholds stored in it)" if best else "none (last weights)",
+        "selection": selection,
+        "checkpoint": f"`{Path(checkpoint).name}` (thresholds stored in it)" if checkpoint else "none (last weights)",
     }
-    rep = write_run_report(out_dir, ev, data.images, context, cfg.thresholds.min_support, cfg.report.gallery)
-    log_to_wandb(rep, trainer.loggers)
-    return rep

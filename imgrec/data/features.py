@@ -17,9 +17,10 @@ import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pytorch_lightning as pl
@@ -31,9 +32,9 @@ from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
 from imgrec.data.datamodule import MultiLabelDataModule
+from imgrec.data.record import Dataset
 from imgrec.data.sampler import EpochShuffleSampler
-from imgrec.models.backbones import Backbone
-from imgrec.models.transfer import TransferNet
+from imgrec.data.split import Split
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,26 @@ Encoder = Callable[[torch.Tensor], torch.Tensor]
 CHUNK_BATCHES = 16  # batches per chunk file: what a killed extraction loses at most
 
 
-def weights_digest(module: torch.nn.Module) -> str:
+class FeatureBackbone(Protocol):
+    """What the cache needs of a frozen backbone (``imgrec.models.backbones.Backbone`` is one): a module
+    from uint8 NCHW images to ``num_features`` pooled features, named, at an input size."""
+
+    name: str
+    input_size: int
+    num_features: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def to(self, device: torch.device) -> torch.nn.Module: ...
+
+    def state_dict(self) -> dict[str, torch.Tensor]: ...
+
+    def eval(self) -> torch.nn.Module: ...
+
+
+def weights_digest(module: FeatureBackbone) -> str:
     h = hashlib.sha256()
     for name, tensor in module.state_dict().items():
         h.update(name.encode())
@@ -50,7 +70,7 @@ def weights_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def feature_key(backbone: Backbone, data_fingerprint: str, transform: str) -> str:
+def feature_key(backbone: FeatureBackbone, data_fingerprint: str, transform: str) -> str:
     h = hashlib.sha256(f"{data_fingerprint}|{transform}|{backbone.name}|{backbone.input_size}|".encode())
     h.update(weights_digest(backbone).encode())
     return h.hexdigest()[:24]
@@ -68,7 +88,7 @@ def batches(images: np.ndarray, indices: np.ndarray, batch_size: int,
         yield torch.from_numpy(np.ascontiguousarray(block)).permute(0, 3, 1, 2)
 
 
-def backbone_encoder(backbone: Backbone, device: torch.device, bf16: bool = False) -> Encoder:
+def backbone_encoder(backbone: FeatureBackbone, device: torch.device, bf16: bool = False) -> Encoder:
     """The backbone as an :data:`Encoder` on ``device`` (in eval mode, bf16 autocast when asked)."""
     backbone.eval()
 
@@ -181,15 +201,17 @@ class FeatureSet(TorchDataset):
 
 
 class FeatureDataModule(pl.LightningDataModule):
-    """The same splits and balancing as ``images``, with cached backbone features in place of images.
+    """The same splits and balancing as ``images``, with cached backbone features in place of images:
+    each backbone's, concatenated in the given order (a net's own order, as its head expects them).
 
     Plain features cover every image and augmented views every non-test image (train and val), so
-    runs that only split the same images differently (cross-validation folds) share both."""
+    runs that only split the same images differently (cross-validation folds) share both. ``data`` and
+    ``split`` are the image datamodule's, so evaluation and reports read either kind alike."""
 
-    def __init__(self, images: MultiLabelDataModule, net: TransferNet, cache_dir: str | Path, views: int = 4,
-                 chunk_batches: int = CHUNK_BATCHES) -> None:
+    def __init__(self, images: MultiLabelDataModule, backbones: Sequence[FeatureBackbone], cache_dir: str | Path,
+                 views: int = 4, chunk_batches: int = CHUNK_BATCHES) -> None:
         super().__init__()
-        self.images, self.net, self.cache_dir = images, net, Path(cache_dir)
+        self.images, self.backbones, self.cache_dir = images, list(backbones), Path(cache_dir)
         self.views = views if images.augment is not None else 1
         self.chunk_batches = chunk_batches
         self.plain: torch.Tensor | None = None
@@ -197,13 +219,25 @@ class FeatureDataModule(pl.LightningDataModule):
         self.viewed: np.ndarray | None = None  # the images of train_views' rows
 
     def _cached(self, transform: str, indices: np.ndarray, augment: object, views: int) -> torch.Tensor:
-        """``(len(indices), views, num_features)``: each backbone's features, concatenated in the net's
-        order (as :meth:`TransferNet.features` does). Each backbone is cached on its own, so an
-        ensemble reuses the features its members' single-backbone runs computed."""
-        return torch.cat([self._cached_backbone(b, transform, indices, augment, views) for b in self.net.backbones],
+        """``(len(indices), views, num_features)``: each backbone's features, concatenated in order.
+        Each backbone is cached on its own, so an ensemble reuses the features its members'
+        single-backbone runs computed."""
+        return torch.cat([self._cached_backbone(b, transform, indices, augment, views) for b in self.backbones],
                          dim=-1)
 
-    def _cached_backbone(self, backbone: Backbone, transform: str, indices: np.ndarray, augment: object,
+    @property
+    def data(self) -> Dataset:
+        return self.images.data
+
+    @property
+    def split(self) -> Split:
+        return self.images.split
+
+    @property
+    def train_indices(self) -> np.ndarray:
+        return self.images.train_indices
+
+    def _cached_backbone(self, backbone: FeatureBackbone, transform: str, indices: np.ndarray, augment: object,
                          views: int) -> torch.Tensor:
         data = self.images.data
         if augment is not None:  # each chunk seeds its own augmentation: the chunking is part of the result

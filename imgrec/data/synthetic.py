@@ -59,6 +59,26 @@ def _color(rng: np.random.Generator, lo: int = 0, hi: int = 256) -> tuple[int, i
     return tuple(int(c) for c in rng.integers(lo, hi, 3))
 
 
+def _draw_figure(d: ImageDraw.ImageDraw, x: int, y: int, r: int, labels: set[str], rng: np.random.Generator) -> None:
+    """The disc and what hangs on it (ring, face, hat, bow): child motifs are drawn on their parent."""
+    y = max(y, int(0.4 * r) + r)  # leave room for a hat
+    if "ring" in labels:
+        w = max(3, r // 5)
+        d.ellipse([x - r - 2 * w, y - r - 2 * w, x + r + 2 * w, y + r + 2 * w], outline=_color(rng), width=w)
+    d.ellipse([x - r, y - r, x + r, y + r], fill=_color(rng, 100))
+    if "face" in labels:
+        e = max(2, r // 6)
+        for ex in (x - r // 3, x + r // 3):
+            d.ellipse([ex - e, y - r // 3 - e, ex + e, y - r // 3 + e], fill=(0, 0, 0))
+        d.arc([x - r // 2, y - r // 4, x + r // 2, y + r // 2], 20, 160, fill=(0, 0, 0), width=max(2, r // 8))
+    if "hat" in labels:
+        d.polygon([(x - r, y - r // 2), (x + r, y - r // 2), (x, y - r - int(0.8 * r))], fill=_color(rng))
+    if "bow" in labels:
+        b = max(4, r // 3)
+        d.polygon([(x, y + r), (x - 2 * b, y + r - b), (x - 2 * b, y + r + b)], fill=(200, 0, 0))
+        d.polygon([(x, y + r), (x + 2 * b, y + r - b), (x + 2 * b, y + r + b)], fill=(200, 0, 0))
+
+
 def draw_image(labels: set[str], rng: np.random.Generator, size: int = 128) -> np.ndarray:
     """Draw one image showing exactly the motifs in ``labels`` on a cluttered background."""
     s = size
@@ -111,23 +131,7 @@ def draw_image(labels: set[str], rng: np.random.Generator, size: int = 128) -> n
                 y - (r if k % 2 == 0 else r / 2.5) * math.cos(k * math.pi / 5)) for k in range(10)]
         d.polygon(pts, fill=_color(rng))
     if "disc" in labels:
-        x, y, r = box(0.16, 0.24)
-        y = max(y, int(0.4 * r) + r)  # leave room for a hat
-        if "ring" in labels:
-            w = max(3, r // 5)
-            d.ellipse([x - r - 2 * w, y - r - 2 * w, x + r + 2 * w, y + r + 2 * w], outline=_color(rng), width=w)
-        d.ellipse([x - r, y - r, x + r, y + r], fill=_color(rng, 100))
-        if "face" in labels:
-            e = max(2, r // 6)
-            for ex in (x - r // 3, x + r // 3):
-                d.ellipse([ex - e, y - r // 3 - e, ex + e, y - r // 3 + e], fill=(0, 0, 0))
-            d.arc([x - r // 2, y - r // 4, x + r // 2, y + r // 2], 20, 160, fill=(0, 0, 0), width=max(2, r // 8))
-        if "hat" in labels:
-            d.polygon([(x - r, y - r // 2), (x + r, y - r // 2), (x, y - r - int(0.8 * r))], fill=_color(rng))
-        if "bow" in labels:
-            b = max(4, r // 3)
-            d.polygon([(x, y + r), (x - 2 * b, y + r - b), (x - 2 * b, y + r + b)], fill=(200, 0, 0))
-            d.polygon([(x, y + r), (x + 2 * b, y + r - b), (x + 2 * b, y + r + b)], fill=(200, 0, 0))
+        _draw_figure(d, *box(0.16, 0.24), labels, rng)
     arr = np.asarray(img, dtype=np.int16) + rng.normal(0, 6, (s, s, 3)).astype(np.int16)
     return np.clip(arr, 0, 255).astype(np.uint8)
 

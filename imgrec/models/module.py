@@ -45,6 +45,7 @@ class MultiLabelModule(pl.LightningModule):
         for backbone in backbones_of(self.net):
             backbone.speed_up(channels_last, compile)
         self.loss, self.finetuning = loss, finetuning
+        self.on_features = False
         self.optimizer, self.scheduler = optimizer, scheduler
         n = len(self.label_names)
         self.val_metrics = build_metrics(n).clone(prefix="val/")
@@ -55,7 +56,12 @@ class MultiLabelModule(pl.LightningModule):
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net.forward_head(x) if self.on_features else self.net(x)
+
+    def train_on_features(self) -> None:
+        """Batches will be the frozen backbones' cached features (imgrec.data.features), not images: the
+        steps run the net's head only. The checkpoint's net still takes images (predict, export)."""
+        self.on_features = True
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch

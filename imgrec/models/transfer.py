@@ -57,8 +57,12 @@ class TransferNet(nn.Module):
         return torch.cat([b(x) for b in self.backbones], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (N, 3, H, W) or already-extracted features (N, num_features), as the feature cache gives."""
-        return self.head(x if x.ndim == 2 else self.features(x))
+        """uint8 images (N, 3, H, W) -> logits."""
+        return self.head(self.features(x))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Already-extracted features (N, num_features), as the feature cache serves them -> logits."""
+        return self.head(features)
 
 
 class UnfreezeBackbones(BaseFinetuning):
