@@ -80,7 +80,9 @@ def test_sigkilled_run_resumes_to_identical_metrics(tmp_path):
     left = kill(proc, family=False)
     try:
         assert not (broken / "metrics.json").exists()
-        r = run_cli(["imgrec.run", f"hydra.run.dir={broken}", *args, "resume=true"], cwd=tmp_path)
+        # hydra.verbose: Lightning's own "Restored all states" line, quiet at the default level
+        r = run_cli(["imgrec.run", f"hydra.run.dir={broken}", *args, "resume=true", "hydra.verbose=pytorch_lightning"],
+                    cwd=tmp_path)
     finally:
         end(left)
     assert r.returncode == 0, r.stderr[-2000:]
