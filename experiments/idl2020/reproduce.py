@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from experiments.idl2020.cv_findings import CV_STEPS, FOLDS
-from experiments.idl2020.report import final_model, load_runs, write_report
+from experiments.idl2020.report import write_report
+from experiments.idl2020.runs import final_model, load_runs
 from imgrec.io import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
