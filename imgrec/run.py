@@ -31,6 +31,7 @@ from imgrec.models.export import export_safetensors
 from imgrec.models.transfer import TransferNet
 from imgrec.provenance import write_provenance
 from imgrec.run_summary import RunSummary, clear_failure
+from imgrec.wandb_start import start_wandb
 
 log = logging.getLogger(__name__)
 resolvers.register()
@@ -38,7 +39,11 @@ console.quiet()
 
 
 def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
-    return [console.quiet_logger(instantiate(c)) for c in (cfg.get("logger") or {}).values()]
+    loggers = [console.quiet_logger(instantiate(c)) for c in (cfg.get("logger") or {}).values()]
+    for logger in loggers:
+        if isinstance(logger, pl.loggers.WandbLogger):
+            start_wandb(logger)
+    return loggers
 
 
 def train(cfg: DictConfig) -> RunSummary:

@@ -1,0 +1,37 @@
+"""start_wandb: a resumed run whose W&B id a killed run's service still holds waits, then goes on."""
+
+import pytest
+
+from imgrec.wandb_start import start_wandb
+
+
+class HeldId:
+    """A logger whose wandb.init fails with W&B's 'in use' answer ``held`` times."""
+
+    def __init__(self, held: int, error: str = "run ID abc is in use") -> None:
+        self.held, self.error, self.calls = held, error, 0
+        self._wandb_init = {"id": "abc"}
+
+    @property
+    def experiment(self) -> str:
+        self.calls += 1
+        if self.calls <= self.held and self._wandb_init["id"] == "abc":  # only the killed run's id is held
+            raise RuntimeError(self.error)
+        return self._wandb_init["id"]
+
+
+def test_waits_for_the_killed_runs_service_to_let_go():
+    logger = HeldId(held=2)
+    start_wandb(logger, wait_s=5, poll_s=0.01)
+    assert logger.calls == 3 and logger._wandb_init["id"] == "abc"  # the same W&B run, resumed
+
+
+def test_goes_on_under_a_new_id_that_names_the_old_one():
+    logger = HeldId(held=10**6)
+    start_wandb(logger, wait_s=0.05, poll_s=0.01)
+    assert logger._wandb_init["id"].startswith("abc-") and logger._wandb_init["config"] == {"resumed_from": "abc"}
+
+
+def test_other_errors_are_not_swallowed():
+    with pytest.raises(RuntimeError, match="network"):
+        start_wandb(HeldId(held=1, error="network down"), wait_s=5, poll_s=0.01)
