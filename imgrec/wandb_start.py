@@ -8,7 +8,9 @@ on under a new id that records the old one (``resumed_from`` in the W&B config),
 from __future__ import annotations
 
 import logging
+import shutil
 import time
+from pathlib import Path
 
 from pytorch_lightning.loggers import WandbLogger
 
@@ -17,13 +19,17 @@ log = logging.getLogger(__name__)
 
 def start_wandb(logger: WandbLogger, wait_s: float = 90.0, poll_s: float = 3.0) -> None:
     deadline = time.monotonic() + wait_s
+    runs = Path(logger.save_dir or ".") / "wandb"
     while True:
+        before = set(runs.glob("*run-*"))
         try:
             logger.experiment  # noqa: B018 -- wandb.init, on rank 0 only
             return
         except Exception as err:
             if "is in use" not in str(err):
                 raise
+            for attempt in set(runs.glob("*run-*")) - before:  # the refused attempt's empty run folder
+                shutil.rmtree(attempt, ignore_errors=True)
             if time.monotonic() > deadline:
                 break
             log.info("W&B: run id still held by a killed run's service; waiting")
