@@ -12,13 +12,11 @@ and computed again.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -31,6 +29,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
+from imgrec.data.allocator import heap_allocations
 from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.record import Dataset
 from imgrec.data.sampler import EpochShuffleSampler
@@ -122,33 +121,6 @@ def write_features(path: Path, features: torch.Tensor) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")  # processes that extract at once never share it
     save_file({"features": features.contiguous()}, tmp)
     tmp.replace(path)
-
-
-@contextmanager
-def heap_allocations() -> Iterator[None]:
-    """Serve large allocations from the heap while extracting (glibc only; elsewhere a no-op).
-
-    glibc gives each allocation above its mmap threshold (32 MB at most) fresh pages that fault in,
-    zero-filled, at first touch and go back to the system when freed, so every batch's activations
-    fault in again: 6-10x more page faults than from the heap (bench/RESULTS.md). Afterwards the heap
-    is trimmed, and the thresholds are left where glibc's own adjustment (which any setting turns
-    off) ends after large frees: mmap above 32 MB, trim above 64 MB."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
-    except (OSError, AttributeError):
-        yield
-        return
-    m_trim_threshold, m_mmap_threshold, m_mmap_max = -1, -3, -4
-    mallopt(m_mmap_max, 0)
-    mallopt(m_trim_threshold, 1 << 30)
-    try:
-        yield
-    finally:
-        mallopt(m_mmap_max, 65536)
-        mallopt(m_mmap_threshold, 32 << 20)
-        mallopt(m_trim_threshold, 64 << 20)
-        malloc_trim(0)
 
 
 def chunk_seed(seed: int, view: int, chunk: int) -> int:
