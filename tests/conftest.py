@@ -40,8 +40,14 @@ def course_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_course_format(make_synthetic(60, seed=3), tmp_path_factory.mktemp("course"))
 
 
+def child_env() -> dict[str, str]:
+    """This process's environment for a subprocess, without the launch id an in-process config may have
+    set here (``imgrec.resolvers``): each command started by a test is a launch of its own."""
+    return {k: v for k, v in os.environ.items() if k != "IMGREC_LAUNCH_ID"}
+
+
 def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
+    env = {**child_env(), "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 

@@ -21,7 +21,7 @@ from imgrec.callbacks import AugmentationState, FiniteLoss
 from imgrec.config import compose_config
 from imgrec.errors import ImgrecError
 from imgrec.run import train
-from tests.conftest import TINY, compose_cfg, run_cli
+from tests.conftest import TINY, child_env, compose_cfg, run_cli
 
 # Uncached, so that an epoch takes long enough to be killed in the middle of one.
 SLOW_EPOCHS = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.n_images"))] + [
@@ -29,7 +29,7 @@ SLOW_EPOCHS = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "offline"}
+    env = {**child_env(), "WANDB_MODE": "offline"}
     return subprocess.Popen([sys.executable, "-m", "imgrec.run", *args], cwd=cwd, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

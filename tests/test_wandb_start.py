@@ -1,10 +1,14 @@
 """start_wandb: a resumed run whose W&B id a killed run's service still holds waits, then goes on."""
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from imgrec.wandb_start import start_wandb
+from imgrec.wandb_start import alive, start_wandb
 
 
 class HeldId:
@@ -40,3 +44,13 @@ def test_goes_on_under_a_new_id_that_names_the_old_one():
 def test_other_errors_are_not_swallowed():
     with pytest.raises(RuntimeError, match="network"):
         start_wandb(HeldId(held=1, error="network down"), wait_s=5, poll_s=0.01)
+
+
+def test_a_zombie_or_gone_process_is_not_alive():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 60
+    while alive(proc.pid) and time.monotonic() < deadline:  # exited but not reaped: a zombie
+        time.sleep(0.05)
+    assert not alive(proc.pid) and Path(f"/proc/{proc.pid}").exists()
+    proc.wait()
+    assert not alive(proc.pid) and alive(os.getpid())
