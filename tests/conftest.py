@@ -41,9 +41,11 @@ def course_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def child_env() -> dict[str, str]:
-    """This process's environment for a subprocess, without the launch id an in-process config may have
-    set here (``imgrec.resolvers``): each command started by a test is a launch of its own."""
-    return {k: v for k, v in os.environ.items() if k != "IMGREC_LAUNCH_ID"}
+    """This process's environment for a subprocess, as a user's new command would have it: without the
+    launch id an in-process config set here (``imgrec.resolvers``), and without this process's W&B
+    service (``WANDB_SERVICE``, set by an in-process W&B run), which would otherwise serve the child's runs
+    too and hold a killed child's run id as long as this process lives."""
+    return {k: v for k, v in os.environ.items() if k not in ("IMGREC_LAUNCH_ID", "WANDB_SERVICE")}
 
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
