@@ -20,6 +20,7 @@ import torch
 
 from imgrec.checkpoint_io import AtomicCheckpointIO
 from imgrec.errors import ImgrecError
+from imgrec.predictions_io import micro_scores
 
 RULES = ("0.5", "global", "per_label")  # simplest first: the tie-break order
 
@@ -103,11 +104,6 @@ def fit_thresholds(probs: np.ndarray, targets: np.ndarray, min_support: int, shr
     return Thresholds(global_threshold, np.where(fitted, per_class, global_threshold), fitted)
 
 
-def micro_f1(predicted: np.ndarray, targets: np.ndarray) -> float:
-    predicted, targets = np.asarray(predicted).astype(bool), np.asarray(targets).astype(bool)
-    return float(2 * (predicted & targets).sum() / max(predicted.sum() + targets.sum(), 1))
-
-
 def cross_fitted_scores(probs: np.ndarray, targets: np.ndarray, groups: np.ndarray, min_support: int,
                         shrink: float = 0.0) -> dict[str, float]:
     """Micro F1 of each rule on every row, its thresholds fitted on the rows of the other ``groups``:
@@ -119,7 +115,7 @@ def cross_fitted_scores(probs: np.ndarray, targets: np.ndarray, groups: np.ndarr
         fitted = fit_thresholds(probs[rest], targets[rest], min_support, shrink)
         for rule in RULES:
             predicted[rule][part] = probs[part] > fitted.applied(rule)
-    return {rule: micro_f1(predicted[rule], targets) for rule in RULES}
+    return {rule: micro_scores(targets, predicted[rule])["f1_micro"] for rule in RULES}
 
 
 def random_groups(n: int, folds: int, seed: int = 0) -> np.ndarray:

@@ -140,8 +140,8 @@ def fold_metrics(folds: list[Fold]) -> pd.DataFrame:
 def per_label_table(folds: list[Fold], oof: OutOfFold, thresholds: Thresholds,
                     label_names: list[str]) -> pd.DataFrame:
     """Per label: OOF support and F1 at the chosen thresholds, and test F1 mean ± std over the folds."""
-    table = per_class(oof.probs, oof.targets, thresholds.applied(), label_names)[["label", "support", "threshold"]]
-    table["oof_f1"] = per_class(oof.probs, oof.targets, thresholds.applied(), label_names)["f1"]
+    oof_table = per_class(oof.probs, oof.targets, thresholds.applied(), label_names)
+    table = oof_table[["label", "support", "threshold"]].assign(oof_f1=oof_table["f1"])
     test = mean_std([per_class(f.evaluation.test.probs, f.evaluation.test.targets, thresholds.applied(),
                                label_names).set_index("label")["f1"] for f in folds])
     table["test_f1_mean"], table["test_f1_std"] = test["mean"].to_numpy(), test["std"].to_numpy()
