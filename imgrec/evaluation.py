@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 
+from imgrec.checkpoint_meta import store_thresholds
 from imgrec.distributed import gather_in_order
 from imgrec.models.module import MultiLabelModule
-from imgrec.thresholds import Thresholds, choose_rule, write_to_checkpoint
+from imgrec.thresholds import Thresholds, choose_rule
 
 
 @dataclass
@@ -83,6 +84,6 @@ def evaluate_best(trainer: pl.Trainer, model: MultiLabelModule, datamodule: pl.L
     metrics.update(trainer.test(model, datamodule=datamodule, verbose=False)[0])
     test = _split_outputs(trainer, model, "test", datamodule.split.test)
     if ckpt_path and trainer.is_global_zero:  # the checkpoint carries what predict applies
-        write_to_checkpoint(ckpt_path, thresholds)
+        store_thresholds(ckpt_path, thresholds)
     return Evaluation(list(model.label_names), list(datamodule.data.names), val, test, thresholds,
                       {k: float(v) for k, v in metrics.items()})

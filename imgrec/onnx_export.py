@@ -46,7 +46,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     import onnx
 
     predictor = load_predictor(checkpoint)
-    meta = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]["meta"]
     graph = PixelsToProbabilities(predictor.net).eval()
     example = torch.zeros(2, predictor.image_size, predictor.image_size, 3, dtype=torch.uint8)
     out = Path(out)
@@ -60,7 +59,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
                               dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
                               opset_version=OPSET, dynamo=False)
         model = onnx.load(str(tmp))
-        for key, value in encode_metadata(metadata_of(predictor, meta)).items():
+        for key, value in encode_metadata(metadata_of(predictor)).items():
             model.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
@@ -70,19 +69,19 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     return out
 
 
-def metadata_of(predictor: Predictor, meta: dict) -> dict:
+def metadata_of(predictor: Predictor) -> dict:
     """What the ONNX predict path needs besides the graph, from the loaded checkpoint."""
-    per_label, global_threshold = meta.get("thresholds"), meta.get("global_threshold")
+    meta, fitted = predictor.meta, predictor.meta.thresholds
     return {
         "label_names": predictor.label_names,
         "image_size": predictor.image_size,
         "threshold_rule": predictor.rule,
         "thresholds": [float(t) for t in predictor.thresholds],
-        "per_label_thresholds": per_label,
-        "global_threshold": global_threshold,
-        "data_fingerprint": meta.get("data_fingerprint"),
-        "backbones": meta.get("backbones"),
-        "input_sizes": meta.get("input_sizes"),
+        "per_label_thresholds": None if fitted is None else [float(t) for t in fitted.per_class],
+        "global_threshold": None if fitted is None else float(fitted.global_threshold),
+        "data_fingerprint": meta.data_fingerprint,
+        "backbones": meta.backbones,
+        "input_sizes": meta.input_sizes,
     }
 
 

@@ -8,11 +8,11 @@ Writes into ``out``:
 - ``predictions.csv``: file name, the probability of each label, the predicted label names;
 - ``scores.json`` when ``input`` is a course-format folder with ``annotations/``: micro F1 and more.
 
-The checkpoint carries all it needs (``hyper_parameters``: ``label_names`` and ``meta``): the net's
-config, rebuilt with pretrained weights off since the checkpoint holds the weights; per backbone its
-input size and normalisation; the size images were decoded at; the thresholds fitted on held-out
-predictions and the rule chosen for them (``0.5``, ``global`` or ``per_label``, see
-:mod:`imgrec.thresholds`), applied by default; ``thresholds=<rule>`` applies another.
+The checkpoint carries all it needs (:class:`imgrec.checkpoint_meta.CheckpointMeta`): the net's config,
+rebuilt with pretrained weights off since the checkpoint holds the weights; per backbone its input size
+and normalisation; the size images were decoded at; the thresholds fitted on held-out predictions and
+the rule chosen for them (``0.5``, ``global`` or ``per_label``, see :mod:`imgrec.thresholds`), applied
+by default; ``thresholds=<rule>`` applies another.
 """
 
 from __future__ import annotations
@@ -28,24 +28,31 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from imgrec.checkpoint_meta import CheckpointMeta, read_checkpoint
 from imgrec.config import CONF_DIR
 from imgrec.errors import ImgrecError, exit_on_user_error
 from imgrec.models.summary import backbones_of
 from imgrec.predictions_io import read_inputs, write_predictions
-from imgrec.thresholds import Thresholds
 
 log = logging.getLogger(__name__)
-
-META_KEYS = ("net_config", "input_sizes", "normalisation", "image_size")
-
 
 @dataclass
 class Predictor:
     net: nn.Module
-    label_names: list[str]
-    thresholds: np.ndarray  # one per label: those of ``rule``
-    rule: str
-    image_size: int  # images are decoded at this size, as in training
+    meta: CheckpointMeta
+    rule: str  # the threshold rule applied
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.meta.label_names
+
+    @property
+    def image_size(self) -> int:  # images are decoded at this size, as in training
+        return int(self.meta.image_size)
+
+    @property
+    def thresholds(self) -> np.ndarray:  # one per label: those of ``rule``
+        return self.meta.applied.applied(self.rule).astype(np.float32)
 
     @torch.inference_mode()
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -58,42 +65,26 @@ class Predictor:
 def load_predictor(path: str | Path, rule: str | None = None) -> Predictor:
     """Rebuild the net of an ``imgrec.run`` checkpoint, loaded with ``weights_only=True``; ``rule``
     overrides the checkpoint's threshold rule."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImgrecError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and torch errors alike: not a checkpoint we can read safely
-        raise ImgrecError(f"{path}: not a readable checkpoint ({type(err).__name__})") from err
-    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    labels, meta = hparams.get("label_names"), hparams.get("meta", {})
-    missing = [k for k in META_KEYS if k not in meta]
-    if not labels or missing or "state_dict" not in ckpt:
-        raise ImgrecError(f"{path}: not an imgrec checkpoint with what predict needs "
-                          f"(missing: {', '.join(missing) or 'label_names or state_dict'})")
-    net = rebuild_net(meta, len(labels))
+    meta, ckpt = read_checkpoint(path)
+    net = rebuild_net(meta)
     state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(state)
-    try:
-        thresholds = Thresholds.from_meta(meta, len(labels))
-    except ImgrecError as err:
-        raise ImgrecError(f"{path}: {err}") from None
-    rule = thresholds.rule if rule is None else str(rule)  # thresholds=0.5 arrives as a float
-    return Predictor(net.eval(), list(labels), thresholds.applied(rule).astype(np.float32), rule,
-                     int(meta["image_size"]))
+    rule = meta.applied.rule if rule is None else str(rule)  # thresholds=0.5 arrives as a float
+    meta.applied.applied(rule)  # an unknown rule fails here, before any image is read
+    return Predictor(net.eval(), meta, rule)
 
 
-def rebuild_net(meta: dict, num_classes: int) -> nn.Module:
+def rebuild_net(meta: CheckpointMeta) -> nn.Module:
     """The net from its stored config, with no pretrained weights to fetch, then the stored input sizes
     and normalisation (a backbone built without weights may default to others)."""
-    cfg = OmegaConf.create(meta["net_config"])
+    cfg = OmegaConf.create(meta.net_config)
     for backbone in cfg.get("backbones") or []:
         backbone.pretrained, backbone.checkpoint = False, None
-    net = instantiate(cfg)(num_classes=num_classes)
+    net = instantiate(cfg)(num_classes=len(meta.label_names))
     backbones = backbones_of(net)
-    if len(backbones) != len(meta["input_sizes"]):
-        raise ImgrecError(f"checkpoint describes {len(meta['input_sizes'])} backbone(s), its net has {len(backbones)}")
-    for b, size, norm in zip(backbones, meta["input_sizes"], meta["normalisation"]):
+    if len(backbones) != len(meta.input_sizes):
+        raise ImgrecError(f"checkpoint describes {len(meta.input_sizes)} backbone(s), its net has {len(backbones)}")
+    for b, size, norm in zip(backbones, meta.input_sizes, meta.normalisation):
         b.input_size = int(size)
         b.mean.copy_(torch.tensor(norm["mean"]).view_as(b.mean))
         b.std.copy_(torch.tensor(norm["std"]).view_as(b.std))

@@ -90,7 +90,7 @@ def train(cfg: DictConfig) -> RunSummary:
             log_to_wandb(report, trainer.loggers)
     summary = RunSummary(task_overrides(), {k: float(v) for k, v in metrics.items()}, trainer.current_epoch,
                          round(time.time() - start, 2), best, meta["data_fingerprint"],
-                         evaluation.thresholds.as_meta(), model.size)
+                         evaluation.thresholds.as_dict(), model.size)
     if trainer.is_global_zero:
         if best:
             export_safetensors(best, out / "model.safetensors")

@@ -24,7 +24,7 @@ class RunSummary:
     seconds: float | None = None  # fit + evaluation
     checkpoint: str = ""  # the best checkpoint, holding the thresholds
     data_fingerprint: str = ""
-    thresholds: dict[str, Any] = field(default_factory=dict)  # Thresholds.as_meta()
+    thresholds: dict[str, Any] = field(default_factory=dict)  # Thresholds.as_dict()
     size: dict[str, Any] = field(default_factory=dict)  # models.summary.model_size
     error: str | None = None  # set: the run failed
 

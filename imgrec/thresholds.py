@@ -13,12 +13,9 @@ flexible rule; ties go to the simpler rule, so a rule never wins without beating
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
-import torch
 
-from imgrec.checkpoint_io import AtomicCheckpointIO
 from imgrec.errors import ImgrecError
 from imgrec.predictions_io import micro_scores
 
@@ -47,17 +44,20 @@ class Thresholds:
             return np.asarray(self.per_class, dtype=np.float64)
         raise ImgrecError(f"thresholds={rule}: expected one of {', '.join(RULES)}")
 
-    def as_meta(self) -> dict[str, object]:
-        """The checkpoint contract (``hyper_parameters.meta``): plain floats, in label order."""
+    @classmethod
+    def half(cls, num_labels: int) -> Thresholds:
+        """0.5 for every label: what applies before any thresholds are fitted."""
+        return cls(0.5, np.full(num_labels, 0.5), np.zeros(num_labels, bool), "0.5")
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain floats in label order (in checkpoints and ``metrics.json``)."""
         return {"thresholds": [float(t) for t in self.per_class], "global_threshold": float(self.global_threshold),
                 "threshold_rule": self.rule}
 
     @classmethod
-    def from_meta(cls, meta: dict, num_labels: int) -> Thresholds:
-        """What :meth:`as_meta` wrote; a checkpoint without thresholds applies 0.5, and one written before
-        rules existed applies its per-label thresholds, as it did then."""
-        if "thresholds" not in meta:
-            return cls(0.5, np.full(num_labels, 0.5), np.zeros(num_labels, bool), "0.5")
+    def from_dict(cls, meta: dict, num_labels: int) -> Thresholds:
+        """What :meth:`as_dict` wrote; one written before rules existed applies its per-label thresholds,
+        as it did then."""
         per_class = np.asarray(meta["thresholds"], dtype=np.float64)
         if per_class.shape != (num_labels,):
             raise ImgrecError(f"{per_class.size} thresholds for {num_labels} labels")
@@ -135,11 +135,3 @@ def choose_rule(probs: np.ndarray, targets: np.ndarray, min_support: int, shrink
     scores = cross_fitted_scores(probs, targets, groups, min_support, shrink)
     rule = max(RULES, key=lambda r: (round(scores[r], 12), -RULES.index(r)))
     return replace(fit_thresholds(probs, targets, min_support, shrink), rule=rule, scores=scores)
-
-
-def write_to_checkpoint(path: str | Path, thresholds: Thresholds) -> None:
-    """Add the thresholds to ``hyper_parameters.meta`` of a Lightning checkpoint, atomically."""
-    path = Path(path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    checkpoint.setdefault("hyper_parameters", {}).setdefault("meta", {}).update(thresholds.as_meta())
-    AtomicCheckpointIO().save_checkpoint(checkpoint, path)

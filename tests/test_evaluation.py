@@ -11,10 +11,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from sklearn.metrics import f1_score
 
+from imgrec.checkpoint_meta import read_checkpoint
 from imgrec.data.features import FeatureDataModule
 from imgrec.evaluation import Evaluation, evaluate_best
 from imgrec.run import train
-from imgrec.thresholds import Thresholds, choose_rule, fit_thresholds
+from imgrec.thresholds import choose_rule, fit_thresholds
 from tests.conftest import compose_cfg, run_cli
 
 
@@ -30,7 +31,7 @@ def test_tuned_thresholds_are_stored_and_applied_in_test(run_dir):
     summary = json.loads((run_dir / "metrics.json").read_text())
     m = summary["metrics"]
     ev = Evaluation.load(run_dir / "predictions.npz")
-    meta = torch.load(summary["checkpoint"], weights_only=True)["hyper_parameters"]["meta"]
+    meta = torch.load(summary["checkpoint"], weights_only=True)["hyper_parameters"]["meta"]  # the stored layout
     assert meta["thresholds"] == summary["thresholds"]["thresholds"] == ev.thresholds.per_class.tolist()
     assert meta["global_threshold"] == ev.thresholds.global_threshold
     # fitted on the val outputs of the best checkpoint, nothing else
@@ -42,7 +43,7 @@ def test_tuned_thresholds_are_stored_and_applied_in_test(run_dir):
     chosen = choose_rule(ev.val.probs, ev.val.targets, min_support=10)
     assert meta["threshold_rule"] == ev.thresholds.rule == chosen.rule
     assert chosen.scores[chosen.rule] >= chosen.scores["0.5"]
-    applied = Thresholds.from_meta(meta, len(ev.label_names)).applied()
+    applied = read_checkpoint(summary["checkpoint"])[0].applied.applied()
     tuned = f1_score(test.targets, test.probs > applied, average="micro")
     assert np.isclose(m["test_tuned/f1_micro"], tuned, atol=1e-6)
     assert {"val/map", "test/map", "test/f1_samples", "test_tuned/f1_samples", "test/hamming_loss"} <= set(m)

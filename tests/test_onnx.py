@@ -19,12 +19,12 @@ from safetensors import safe_open
 
 from imgrec.data.synthetic import LABELS, make_synthetic, write_course_format
 from imgrec.errors import ImgrecError
-from imgrec.models.summary import describe
 from imgrec.onnx_export import export, export_onnx
 from imgrec.onnx_predict import DEFAULTS, load_onnx
 from imgrec.onnx_predict import predict as onnx_predict
 from imgrec.predict import load_predictor
 from imgrec.predict import predict as ckpt_predict
+from imgrec.thresholds import Thresholds
 from tests.conftest import ROOT, compose_cfg, run_cli
 from tests.test_bad_input import assert_one_line_error
 
@@ -37,17 +37,18 @@ FAMILIES = {  # small models of each family, at small input sizes (the ensemble'
                  "model.net.backbones.1.name=efficientnet_lite0", "model.net.backbones.1.pretrained=false",
                  "model.net.backbones.1.input_size=72"],
 }
-TUNED = {"thresholds": [0.3 + 0.03 * j for j in range(len(LABELS))], "global_threshold": 0.45,
-         "threshold_rule": "per_label"}
+TUNED = Thresholds(0.45, np.array([0.3 + 0.03 * j for j in range(len(LABELS))]), np.ones(len(LABELS), bool),
+                   "per_label")
 
 
-def make_checkpoint(tmp_path, overrides, meta_extra=None):
+def make_checkpoint(tmp_path, overrides, thresholds=None):
     """A checkpoint as ``imgrec.run`` writes its hyperparameters, with a random (not freshly initialised) head."""
     cfg = compose_cfg(tmp_path, overrides)
     meta = {"net_config": OmegaConf.to_yaml(cfg.model.net, resolve=True), "data_fingerprint": "abc123",
-            "image_size": SIZE, **(meta_extra or {})}
+            "image_size": SIZE}
     module = instantiate(cfg.model, label_names=list(LABELS), meta=meta).eval()
-    module.hparams["meta"].update(describe(module.net))
+    if thresholds is not None:
+        module.set_thresholds(thresholds)
     torch.manual_seed(0)
     last = [m for m in module.net.head.modules() if isinstance(m, torch.nn.Linear)][-1]
     torch.nn.init.normal_(last.weight)
@@ -116,7 +117,7 @@ def test_metadata_and_threshold_rules(tmp_path):
     assert inputs.elem_type == onnx.TensorProto.UINT8
     assert [d.dim_param or d.dim_value for d in inputs.shape.dim] == ["batch", SIZE, SIZE, 3]
     assert load_onnx(model).rule == "per_label"
-    np.testing.assert_array_equal(load_onnx(model).thresholds, np.float32(TUNED["thresholds"]))
+    np.testing.assert_array_equal(load_onnx(model).thresholds, np.float32(TUNED.per_class))
     np.testing.assert_array_equal(load_onnx(model, "global").thresholds, np.full(len(LABELS), np.float32(0.45)))
     np.testing.assert_array_equal(load_onnx(model, "0.5").thresholds, np.full(len(LABELS), 0.5, np.float32))
     with pytest.raises(ImgrecError, match="thresholds=best: expected one of 0.5, global, per_label"):

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import f1_score
 
 from imgrec.errors import ImgrecError
@@ -11,7 +10,6 @@ from imgrec.thresholds import (
     cross_fitted_scores,
     fit_thresholds,
     random_groups,
-    write_to_checkpoint,
 )
 
 
@@ -52,19 +50,6 @@ def test_rare_labels_fall_back_to_the_global_threshold():
     assert np.allclose(th.per_class[th.fitted], own)
     with pytest.raises(ImgrecError, match="min_support"):
         fit_thresholds(p, y, 0)
-
-
-def test_thresholds_written_into_a_checkpoint(tmp_path):
-    y, p = case(2)
-    th = fit_thresholds(p, y, 5)
-    path = tmp_path / "best.ckpt"
-    torch.save({"state_dict": {"w": torch.ones(2)}, "hyper_parameters": {"meta": {"net_config": "x"}}}, path)
-    write_to_checkpoint(path, th)
-    ckpt = torch.load(path, weights_only=True)
-    meta = ckpt["hyper_parameters"]["meta"]
-    assert meta["net_config"] == "x" and meta["thresholds"] == [float(t) for t in th.per_class]
-    assert meta["global_threshold"] == th.global_threshold and torch.equal(ckpt["state_dict"]["w"], torch.ones(2))
-    assert [f.name for f in tmp_path.iterdir()] == ["best.ckpt"]  # no temp file left
 
 
 def _scores(n: int, shifts: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,13 +104,15 @@ def test_shrink_pulls_per_label_thresholds_toward_the_global_one():
     assert half.per_class[0] == pytest.approx((free.per_class[0] + free.global_threshold) / 2)
 
 
-def test_thresholds_round_trip_through_checkpoint_meta():
+def test_thresholds_round_trip_through_their_dict():
     t = choose_rule(*_scores(300, np.zeros(3), seed=2), 10)
-    again = Thresholds.from_meta(t.as_meta(), 3)
+    again = Thresholds.from_dict(t.as_dict(), 3)
     assert again.rule == t.rule and np.allclose(again.applied(), t.applied())
-    old = Thresholds.from_meta({"thresholds": [0.3, 0.4, 0.6], "global_threshold": 0.45}, 3)
+    old = Thresholds.from_dict({"thresholds": [0.3, 0.4, 0.6], "global_threshold": 0.45}, 3)
     assert old.rule == "per_label"  # checkpoints written before rules existed keep what they applied
-    assert Thresholds.from_meta({}, 3).rule == "0.5"
+    with pytest.raises(ImgrecError, match="2 thresholds for 3 labels"):
+        Thresholds.from_dict({"thresholds": [0.3, 0.4], "global_threshold": 0.45}, 3)
+    assert Thresholds.half(3).rule == "0.5" and Thresholds.half(3).applied().tolist() == [0.5] * 3
 
 
 def test_out_of_fold_thresholds_beat_thresholds_fitted_on_a_small_val_split():

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
 
+from imgrec.checkpoint_meta import read_checkpoint
 from imgrec.evaluation import Evaluation
 from imgrec.run_summary import RunSummary, run_folders
 from imgrec.thresholds import cross_fitted_scores, random_groups
@@ -61,11 +61,11 @@ def describe(run: Run) -> dict[str, str]:
 @functools.cache  # a finished run's files never change; the report names a run many times
 def _describe(folder: Path, checkpoint: str, arch: str) -> dict[str, str]:
     """Model, input size and head of a run: from its composed config, and the input sizes the
-    backbones really used from its checkpoint (``meta["input_sizes"]``)."""
+    backbones really used from its checkpoint (``CheckpointMeta.input_sizes``)."""
     net = OmegaConf.load(folder / ".hydra" / "config.yaml").model.net
-    meta = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]["meta"]
+    meta, _ = read_checkpoint(checkpoint)
     head = "linear" if not net.head.hidden else f"{net.head.hidden} hidden"
-    size = "/".join(str(s) for s in meta["input_sizes"])
+    size = "/".join(str(s) for s in meta.input_sizes)
     if "backbones" not in net:  # a scratch CNN
         blocks = "+".join(sorted({s.block for s in net.stages}))
         return {"model": f"scratch {blocks} ({arch})", "input": size, "head": head}

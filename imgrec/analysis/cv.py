@@ -26,7 +26,7 @@ import torch
 
 from imgrec.analysis.label_issues import candidate_missing_labels
 from imgrec.analysis.scores import per_class, summary
-from imgrec.checkpoint_io import AtomicCheckpointIO
+from imgrec.checkpoint_meta import read_checkpoint, write_checkpoint
 from imgrec.evaluation import Evaluation
 from imgrec.io import write_json, write_text
 from imgrec.run_summary import RunSummary, run_folders
@@ -103,16 +103,13 @@ def mean_std(frames: list[pd.Series]) -> pd.DataFrame:
 def average_checkpoints(folds: list[Fold], thresholds: Thresholds, path: Path) -> Path:
     """The fold models' weights averaged into fold 0's checkpoint, with the OOF thresholds in its meta.
     For frozen backbones (shared by every fold) and a linear head this is the mean of the folds' logits."""
-    checkpoints = [torch.load(f.summary.checkpoint, map_location="cpu", weights_only=True) for f in folds]
-    merged = checkpoints[0]
+    (meta, merged), *others = [read_checkpoint(f.summary.checkpoint) for f in folds]
     for key, value in merged["state_dict"].items():
         if torch.is_floating_point(value):
-            merged["state_dict"][key] = torch.stack([c["state_dict"][key] for c in checkpoints]).mean(0)
-    merged["hyper_parameters"]["meta"].update(thresholds.as_meta())
+            merged["state_dict"][key] = torch.stack([value, *(c["state_dict"][key] for _, c in others)]).mean(0)
     for key in ("optimizer_states", "lr_schedulers", "callbacks", "loops"):
         merged.pop(key, None)  # a final model, not a run to resume
-    AtomicCheckpointIO().save_checkpoint(merged, path)
-    return path
+    return write_checkpoint(merged, meta.with_thresholds(thresholds), path)
 
 
 def final_test_probs(path: Path, run_dir: Path, test_indices: np.ndarray) -> np.ndarray | None:
@@ -170,7 +167,7 @@ def aggregate(folds: list[Fold], out: Path, min_support: int, shrink: float) -> 
         "metrics": {name: {"mean": float(r["mean"]), "std": float(r["std"])} for name, r in metrics.iterrows()},
         "oof": {rule: summary(oof.probs, oof.targets, thresholds.applied(rule))["f1_micro"]
                 for rule in thresholds.scores},
-        "thresholds": {**thresholds.as_meta(), "cross_fitted": thresholds.scores},
+        "thresholds": {**thresholds.as_dict(), "cross_fitted": thresholds.scores},
         "final": {"checkpoint": str(final), **final_scores,
                   "fold_ensemble_test/f1_micro": summary(fold_mean, test.targets, thresholds.applied())["f1_micro"]},
         "missing_label_candidates": len(candidates),

@@ -12,8 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics import MetricCollection
 
+from imgrec.checkpoint_meta import CheckpointMeta
 from imgrec.metrics import build_metrics, build_per_class_f1, thresholded_metrics
-from imgrec.models.summary import backbones_of, describe, format_size, model_size
+from imgrec.models.summary import backbones_of, format_size, model_size
 from imgrec.models.transfer import TransferNet, UnfreezeBackbones
 from imgrec.thresholds import Thresholds
 
@@ -22,10 +23,11 @@ log = logging.getLogger(__name__)
 
 class MultiLabelModule(pl.LightningModule):
     """``net`` is a factory taking ``num_classes`` (a Hydra ``_partial_``), so the label count comes
-    from the data. ``meta`` is what a checkpoint must carry to predict (net config, data fingerprint...).
+    from the data. ``meta`` is the run's part of what a checkpoint carries to predict (``net_config``,
+    ``data_fingerprint``, ``image_size``): see :class:`imgrec.checkpoint_meta.CheckpointMeta`.
 
-    Tuned decision thresholds, once set (:meth:`set_thresholds`, or ``meta["thresholds"]`` of a loaded
-    checkpoint), are applied in test beside 0.5: ``test_tuned/f1_micro`` next to ``test/f1_micro``.
+    Tuned decision thresholds, once set (:meth:`set_thresholds`, or those of a loaded checkpoint), are
+    applied in test beside 0.5: ``test_tuned/f1_micro`` next to ``test/f1_micro``.
     The last val/test epoch's probabilities and targets are kept for reports (:meth:`outputs`).
     ``channels_last`` and ``compile`` are the GPU switches of every backbone (:meth:`Backbone.speed_up`).
     ``finetuning`` is the backbones' schedule when ``net`` is a :class:`TransferNet` with ``freeze=False``."""
@@ -38,9 +40,9 @@ class MultiLabelModule(pl.LightningModule):
         # Plain containers only, so that checkpoints load with weights_only=True.
         self.label_names = [str(name) for name in label_names]
         meta = OmegaConf.to_container(meta, resolve=True) if isinstance(meta, DictConfig) else dict(meta or {})
-        self.save_hyperparameters({"label_names": self.label_names, "meta": meta})
         self.net = net(num_classes=len(self.label_names))
-        self.hparams["meta"].update(describe(self.net))  # backbones, input sizes, normalisation: for predict
+        self.meta = CheckpointMeta.of_net(self.label_names, self.net, **meta)
+        self.save_hyperparameters(self.meta.to_hparams())
         self.size = model_size(self.net)
         for backbone in backbones_of(self.net):
             backbone.speed_up(channels_last, compile)
@@ -111,12 +113,13 @@ class MultiLabelModule(pl.LightningModule):
     def set_thresholds(self, thresholds: Thresholds) -> None:
         """Apply the thresholds' chosen rule in test, and record them in ``meta`` for later checkpoints."""
         self.thresholds = torch.tensor(thresholds.applied(), dtype=torch.float32)
-        self.hparams["meta"].update(thresholds.as_meta())
+        self.meta = self.meta.with_thresholds(thresholds)
+        self.hparams.update(self.meta.to_hparams())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        meta = checkpoint.get("hyper_parameters", {}).get("meta", {})
-        if "thresholds" in meta:
-            self.set_thresholds(Thresholds.from_meta(meta, len(self.label_names)))
+        thresholds = CheckpointMeta.from_hparams(checkpoint.get("hyper_parameters") or {}).thresholds
+        if thresholds is not None:
+            self.set_thresholds(thresholds)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")
