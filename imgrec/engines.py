@@ -10,22 +10,28 @@
   for each input size it meets (traced at that size, dynamic batch) and run by that runtime on the CPU.
 
 All compute the same function; they differ in rounding only (``tests/test_engines.py`` bounds it).
+The feature cache runs the engine :func:`resolve_engine` picks for its ``cache.engine`` setting.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import io
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from imgrec.errors import ImgrecError
-from imgrec.models.backbones import Backbone
+
+if TYPE_CHECKING:  # the feature cache imports this module and knows no models/
+    from imgrec.models.backbones import Backbone
 
 ENGINES = ("eager", "channels_last", "compile", "onnxruntime", "openvino")
+SETTINGS = ("auto", *ENGINES)  # what ``cache.engine`` accepts
 OPSET = 18
 
 Features = Callable[[torch.Tensor], torch.Tensor]
@@ -45,6 +51,23 @@ def features_fn(backbone: Backbone, engine: str = "eager") -> Features:
         fast.speed_up(channels_last=engine == "channels_last", compile=engine == "compile")
         return torch.no_grad()(fast)
     return RuntimeFeatures(backbone, engine)
+
+
+def check_setting(setting: str) -> None:
+    if setting not in SETTINGS:
+        raise ImgrecError(f"cache.engine={setting}: expected one of {', '.join(SETTINGS)}")
+
+
+def resolve_engine(setting: str, device: torch.device) -> str:
+    """The engine a ``cache.engine`` setting means on ``device``. On a GPU always ``eager`` (the trainer's
+    precision, bf16 included, applies); on the CPU ``auto`` is the fastest installed runtime (bench
+    ``engines``: OpenVINO, then onnxruntime), else ``eager``."""
+    check_setting(setting)
+    if device.type != "cpu":
+        return "eager"
+    if setting != "auto":
+        return setting
+    return next((e for e in ("openvino", "onnxruntime") if importlib.util.find_spec(e) is not None), "eager")
 
 
 def onnx_bytes(backbone: Backbone, height: int, width: int) -> bytes:

@@ -24,6 +24,7 @@ from imgrec.config import CONF_DIR, check_cli
 from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.features import FeatureDataModule
 from imgrec.distributed import end_job
+from imgrec.engines import check_setting
 from imgrec.errors import ImgrecError, user_error
 from imgrec.evaluation import evaluate_best
 from imgrec.metrics import check_optimized_metric
@@ -50,6 +51,7 @@ def train(cfg: DictConfig) -> RunSummary:
     """Fit, then validate and test the best checkpoint. Returns the run summary also written to disk."""
     out = Path(cfg.paths.output_dir)
     check_optimized_metric(cfg.optimized_metric)
+    check_setting(cfg.cache.engine)  # before the data are read
     pl.seed_everything(cfg.seed, workers=True)
     datamodule: MultiLabelDataModule = instantiate(cfg.data)
     datamodule.setup("fit")  # reads and checks every input before any model is built
@@ -63,7 +65,8 @@ def train(cfg: DictConfig) -> RunSummary:
         loss = loss(train_targets=datamodule.data.targets[datamodule.train_indices])
     model = instantiate(cfg.model, label_names=datamodule.label_names, meta=meta, loss=loss)
     if cfg.cache.features and isinstance(model.net, TransferNet) and model.net.freeze:
-        datamodule = FeatureDataModule(datamodule, model.net.backbones, cfg.cache.dir, cfg.cache.views)
+        datamodule = FeatureDataModule(datamodule, model.net.backbones, cfg.cache.dir, cfg.cache.views,
+                                       cfg.cache.engine)
         model.train_on_features()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)

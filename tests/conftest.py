@@ -20,8 +20,9 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 # Small, quick and still able to learn: 64 px input, a few hundred images.
+# cache.engine=eager: the runtimes' export (seconds per backbone) is tested in tests/data/test_feature_engines.py.
 TINY = ["data.n_images=400", "model.net.input_size=64", "trainer.max_epochs=15", "logger=none",
-        "data.batch_size=32"]
+        "data.batch_size=32", "cache.engine=eager"]
 
 
 def compose_cfg(tmp_path: Path, overrides: list[str] = ()) -> DictConfig:

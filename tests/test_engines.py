@@ -11,7 +11,7 @@ from sklearn.metrics import f1_score
 from sklearn.multiclass import OneVsRestClassifier
 
 from imgrec.data.synthetic import make_synthetic
-from imgrec.engines import features_fn
+from imgrec.engines import features_fn, resolve_engine
 from imgrec.errors import ImgrecError
 from imgrec.models.backbones import create_backbone
 from tests.conftest import most_frequent_f1
@@ -54,3 +54,17 @@ def test_engine_agrees_with_eager(eager, engine):
 def test_unknown_engine_is_one_line():
     with pytest.raises(ImgrecError, match="engine=tensorrt: expected one of eager, channels_last"):
         features_fn(create_backbone("efficientnet_lite0", pretrained=False), "tensorrt")
+
+
+def test_auto_is_the_fastest_installed_runtime_on_cpu_and_eager_on_gpu(monkeypatch):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    for setting in ("auto", "openvino", "eager"):
+        assert resolve_engine(setting, gpu) == "eager"  # the trainer's precision (bf16) applies there
+    assert resolve_engine("onnxruntime", cpu) == "onnxruntime"
+    installed = {"openvino", "onnxruntime"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in installed else None)
+    for fastest in ("openvino", "onnxruntime", "eager"):  # bench engines: OpenVINO, then onnxruntime, then eager
+        assert resolve_engine("auto", cpu) == fastest
+        installed.discard(fastest)
+    with pytest.raises(ImgrecError, match="^cache.engine=foo: expected one of auto, eager, channels_last"):
+        resolve_engine("foo", cpu)

@@ -72,7 +72,7 @@ def test_test_split_never_influences_thresholds(tmp_path):
     images = instantiate(cfg.data)
     images.setup("fit")
     model = instantiate(cfg.model, label_names=images.label_names, meta={})
-    datamodule = FeatureDataModule(images, model.net.backbones, cfg.cache.dir)
+    datamodule = FeatureDataModule(images, model.net.backbones, cfg.cache.dir, engine=cfg.cache.engine)
     model.train_on_features()
     trainer = pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)

@@ -1,8 +1,12 @@
 """The frozen-backbone fast path: compute pooled features once, then train the head on them.
 
 Features are cached on disk per backbone under a content key (pixels, labels, backbone weights, input
-size, augmentation and number of views), so a changed image, backbone or preprocessing never reuses
-stale features, while the runs of a sweep that share them compute them once.
+size, augmentation, number of views and the engine that ran the backbone), so a changed image, backbone
+or preprocessing never reuses stale features and engines never mix theirs, while the runs of a sweep
+that share them compute them once.
+
+The engine (``cache.engine``, :func:`imgrec.engines.resolve_engine`) is tried on the first batch of an
+extraction; one that fails there (export or runtime) is logged in one line and eager extracts instead.
 
 An extraction writes its features in chunks (``<key>.parts/``, each written atomically), so a killed
 one continues from its last chunk; each chunk seeds its augmentation from (seed, view, chunk), so the
@@ -16,6 +20,7 @@ import hashlib
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +39,7 @@ from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.record import Dataset
 from imgrec.data.sampler import EpochShuffleSampler
 from imgrec.data.split import Split
+from imgrec.engines import check_setting, features_fn, resolve_engine
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +75,10 @@ def weights_digest(module: FeatureBackbone) -> str:
     return h.hexdigest()
 
 
-def feature_key(backbone: FeatureBackbone, data_fingerprint: str, transform: str) -> str:
-    h = hashlib.sha256(f"{data_fingerprint}|{transform}|{backbone.name}|{backbone.input_size}|".encode())
+def feature_key(backbone: FeatureBackbone, data_fingerprint: str, transform: str, engine: str = "eager") -> str:
+    # eager keeps the key it had before there were engines, so features cached then stay valid
+    ran_by = "" if engine == "eager" else f"engine={engine}|"
+    h = hashlib.sha256(f"{data_fingerprint}|{transform}|{backbone.name}|{backbone.input_size}|{ran_by}".encode())
     h.update(weights_digest(backbone).encode())
     return h.hexdigest()[:24]
 
@@ -181,11 +189,13 @@ class FeatureDataModule(pl.LightningDataModule):
     ``split`` are the image datamodule's, so evaluation and reports read either kind alike."""
 
     def __init__(self, images: MultiLabelDataModule, backbones: Sequence[FeatureBackbone], cache_dir: str | Path,
-                 views: int = 4, chunk_batches: int = CHUNK_BATCHES) -> None:
+                 views: int = 4, engine: str = "auto", chunk_batches: int = CHUNK_BATCHES) -> None:
         super().__init__()
+        check_setting(engine)
         self.images, self.backbones, self.cache_dir = images, list(backbones), Path(cache_dir)
         self.views = views if images.augment is not None else 1
-        self.chunk_batches = chunk_batches
+        self.engine, self.chunk_batches = engine, chunk_batches
+        self.encoders: dict[int, tuple[str, Encoder]] = {}  # per backbone (by id): the engine settled on, its encoder
         self.plain: torch.Tensor | None = None
         self.train_views: torch.Tensor | None = None
         self.viewed: np.ndarray | None = None  # the images of train_views' rows
@@ -209,34 +219,66 @@ class FeatureDataModule(pl.LightningDataModule):
     def train_indices(self) -> np.ndarray:
         return self.images.train_indices
 
+    def _encoder(self, backbone: FeatureBackbone, device: torch.device, bf16: bool,
+                 first: torch.Tensor) -> tuple[str, Encoder]:
+        """Settle the engine for ``backbone``: ``cache.engine``'s, tried once on the batch ``first``; one
+        that fails there (export or runtime) is logged in one line and replaced by eager."""
+        engine, encoder = resolve_engine(self.engine, device), None
+        if engine != "eager":
+            try:
+                encoder = features_fn(backbone, engine)
+                shape = tuple(encoder(first).shape)
+                if shape != (len(first), backbone.num_features):
+                    raise ValueError(f"features of shape {shape}, expected {(len(first), backbone.num_features)}")
+            except Exception as err:  # an optional engine never costs the run: eager is always there
+                reason = (str(err).strip().splitlines() or [""])[0][:200]
+                log.warning("features: engine %s failed on the first batch of %s (%s: %s); extracting with eager "
+                            "instead", engine, backbone.name, type(err).__name__, reason)
+                engine, encoder = "eager", None
+        self.encoders[id(backbone)] = engine, encoder or backbone_encoder(backbone, device, bf16)
+        return self.encoders[id(backbone)]
+
     def _cached_backbone(self, backbone: FeatureBackbone, transform: str, indices: np.ndarray, augment: object,
                          views: int) -> torch.Tensor:
         data = self.images.data
         if augment is not None:  # each chunk seeds its own augmentation: the chunking is part of the result
             transform += f"|seed={torch.initial_seed()}|chunk={self.images.batch_size}x{self.chunk_batches}"
-        key = feature_key(backbone, data.fingerprint + hashlib.sha256(indices.tobytes()).hexdigest(), transform)
-        path = self.cache_dir / "features" / f"{key}.safetensors"
-        shape = (len(indices), views, backbone.num_features)
-        kind = "plain" if augment is None else "augmented"
-        features = read_features(path, shape)
-        if features is not None:
-            log.info("features: cache hit %s (%s, %s)", path, backbone.name, kind)
-            return features
-        parts = path.with_suffix(".parts")
-        resumed = len(list(parts.glob("*.safetensors"))) if parts.is_dir() else 0
-        log.info("features: extracting %s (%s, %d images x %d view(s)) into %s%s", backbone.name, kind,
-                 len(indices), views, path, f", resuming from {resumed} saved chunk(s)" if resumed else "")
+        content = data.fingerprint + hashlib.sha256(indices.tobytes()).hexdigest()
         trainer = self.trainer  # extract where training will run (a GPU when there is one)
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         bf16 = trainer is not None and "bf16" in str(trainer.precision)
+        shape = (len(indices), views, backbone.num_features)
+        kind = "plain" if augment is None else "augmented"
+
+        def cached(engine: str) -> tuple[Path, torch.Tensor | None]:
+            path = self.cache_dir / "features" / f"{feature_key(backbone, content, transform, engine)}.safetensors"
+            return path, read_features(path, shape)
+
+        settled = self.encoders.get(id(backbone))
+        engine = settled[0] if settled else resolve_engine(self.engine, device)
+        path, features = cached(engine)
+        if features is None and settled is None:  # an engine is tried on one batch before it extracts
+            engine = self._encoder(backbone, device, bf16, next(batches(data.images, indices, 1)))[0]
+            path, features = cached(engine)  # it fell back to eager, whose features may be cached
+        if features is not None:
+            log.info("features: cache hit %s (%s, %s, %s)", path, backbone.name, kind, engine)
+            return features
+        parts = path.with_suffix(".parts")
+        resumed = len(list(parts.glob("*.safetensors"))) if parts.is_dir() else 0
+        log.info("features: extracting %s with %s (%s, %d images x %d view(s)) into %s%s", backbone.name, engine,
+                 kind, len(indices), views, path, f", resuming from {resumed} saved chunk(s)" if resumed else "")
+        start = time.perf_counter()
         home = next(backbone.parameters()).device
         backbone.to(device)
         try:
-            features = extract(backbone_encoder(backbone, device, bf16), data.images, indices,
-                               self.images.batch_size, parts, backbone.num_features, views, augment,
-                               torch.initial_seed(), self.chunk_batches, desc=f"features {backbone.name} {kind}")
+            features = extract(self.encoders[id(backbone)][1], data.images, indices, self.images.batch_size, parts,
+                               backbone.num_features, views, augment, torch.initial_seed(), self.chunk_batches,
+                               desc=f"features {backbone.name} {kind}")
         finally:
             backbone.to(home)
+        seconds = time.perf_counter() - start
+        log.info("features: %s (%s) extracted with %s in %.1f s (%.1f images/s)", backbone.name, kind, engine,
+                 seconds, len(indices) * views / seconds)
         write_features(path, features)
         shutil.rmtree(parts, ignore_errors=True)
         return features
@@ -257,6 +299,7 @@ class FeatureDataModule(pl.LightningDataModule):
             log.info("features: training on %d cached augmented view(s) per image (cache.views)", self.views)
             self.viewed = np.union1d(split.train, split.val)  # every fold of the same test split shares them
             self.train_views = self._cached(f"augment={augment!r}", self.viewed, augment, self.views)
+        self.encoders.clear()  # compiled runtime models are not needed once the features are cached
 
     def train_dataloader(self) -> DataLoader:
         train, targets = self.images.train_indices, self.images.data.targets
