@@ -117,6 +117,9 @@ def openvino_model(model: bytes) -> Callable[[np.ndarray], np.ndarray]:
     except ImportError as err:
         raise ImgrecError("engine=openvino: the openvino package is not installed (pip install openvino)") from err
     core = ov.Core()
-    # fp32 as the other engines: on CPUs with bf16 units OpenVINO otherwise computes in bf16 (~5% off)
-    compiled = core.compile_model(core.read_model(model=model, weights=b""), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    # fp32 as the other engines: on CPUs with bf16 units OpenVINO otherwise computes in bf16 (~5% off).
+    # No pinning of its threads to cores: on cores other processes share, a pinned thread waits for its
+    # core (measured under load average 4 on 2 cores: 46-76 images/s pinned, 74-98 not; bench/RESULTS.md).
+    compiled = core.compile_model(core.read_model(model=model, weights=b""), "CPU",
+                                  {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False})
     return lambda x: compiled(x)[0]
