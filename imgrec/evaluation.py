@@ -7,6 +7,7 @@ report costs no extra pass over the data, with images or with cached features al
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,14 +73,14 @@ def _split_outputs(trainer: pl.Trainer, model: MultiLabelModule, stage: str, ind
 
 
 def evaluate_best(trainer: pl.Trainer, model: MultiLabelModule, datamodule: pl.LightningDataModule,
-                  ckpt_path: str | None, min_support: int, shrink: float = 0.0) -> Evaluation:
+                  ckpt_path: str | None, min_support: int, shrink: float, rules: Sequence[str]) -> Evaluation:
     """``datamodule`` is an image datamodule or a FeatureDataModule; both expose ``data`` and ``split``
     and serve val and test in the order of ``split.val`` and ``split.test``."""
     metrics: dict[str, float] = {}
     # validate loads the best weights once; test then runs on them as they are (no second load)
     metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0])
     val = _split_outputs(trainer, model, "val", datamodule.split.val)
-    thresholds = choose_rule(val.probs, val.targets, min_support, shrink)  # val only: test never sets a threshold
+    thresholds = choose_rule(val.probs, val.targets, min_support, shrink, rules=rules)  # val only, never test
     model.set_thresholds(thresholds)
     metrics.update(trainer.test(model, datamodule=datamodule, verbose=False)[0])
     test = _split_outputs(trainer, model, "test", datamodule.split.test)

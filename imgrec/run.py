@@ -79,7 +79,7 @@ def train(cfg: DictConfig) -> RunSummary:
              cfg.optimized_metric, float("nan") if score is None else float(score))
     ckpt = best or None
     evaluation = evaluate_best(trainer, model, datamodule, ckpt, cfg.thresholds.min_support,
-                               cfg.thresholds.shrink)
+                               cfg.thresholds.shrink, cfg.thresholds.rules)
     metrics = evaluation.metrics
     log.info("thresholds: rule %s fitted on val (global %.2f)", evaluation.thresholds.rule,
              evaluation.thresholds.global_threshold)

@@ -4,6 +4,8 @@ from sklearn.metrics import f1_score
 
 from imgrec.errors import ImgrecError
 from imgrec.thresholds import (
+    DEFAULT_RULES,
+    RULES,
     Thresholds,
     best_f1_threshold,
     choose_rule,
@@ -77,11 +79,20 @@ def test_cross_fitted_scores_score_held_out_folds_like_sklearn():
 
 def test_choose_rule_prefers_per_label_thresholds_only_when_labels_differ():
     shifted, y = _scores(2000, np.array([-3.0, 0.0, 3.0, 0.0]), seed=1)
-    chosen = choose_rule(shifted, y, 10)
+    chosen = choose_rule(shifted, y, 10, rules=RULES)
     assert chosen.rule == "per_label" and chosen.scores["per_label"] > chosen.scores["global"] + 0.02
     np.testing.assert_array_equal(chosen.applied(), chosen.per_class)
     alike, y = _scores(2000, np.zeros(4), seed=1)
-    assert choose_rule(alike, y, 10).rule != "per_label"
+    assert choose_rule(alike, y, 10, rules=RULES).rule != "per_label"
+
+
+def test_per_label_is_a_candidate_only_when_asked():
+    shifted, y = _scores(2000, np.array([-3.0, 0.0, 3.0, 0.0]), seed=1)
+    default = choose_rule(shifted, y, 10)
+    assert DEFAULT_RULES == ("0.5", "global") and default.rule == "global"
+    assert set(default.scores) == set(RULES)  # every rule is still scored, for the record
+    with pytest.raises(ImgrecError, match=r"thresholds.rules=\['0.5', 'median'\]: expected some of"):
+        choose_rule(shifted, y, 10, rules=[0.5, "median"])
 
 
 def test_choose_rule_keeps_0_5_unless_a_fitted_rule_beats_it_held_out():
@@ -124,7 +135,7 @@ def test_out_of_fold_thresholds_beat_thresholds_fitted_on_a_small_val_split():
         oof, y_oof = _scores(1500, shifts, seed=seed)
         test, y_test = _scores(20000, shifts, seed=100 + seed)
         small = fit_thresholds(oof[:150], y_oof[:150], 10)  # a small val split from the same distribution
-        big = choose_rule(oof, y_oof, 10, groups=random_groups(1500, 5, seed))
+        big = choose_rule(oof, y_oof, 10, groups=random_groups(1500, 5, seed), rules=RULES)
         gains.append(f1_score(y_test, test > big.applied(), average="micro")
                      - f1_score(y_test, test > small.per_class, average="micro"))
     assert np.mean(gains) > 0.01 and np.mean(gains) > 2 * np.std(gains) / np.sqrt(len(gains))

@@ -78,7 +78,8 @@ class SweepReport(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         table = write_results(sweep_dir, config.optimized_metric)
-        write_cv(sweep_dir, config.optimized_metric, config.thresholds.min_support, config.thresholds.shrink)
+        write_cv(sweep_dir, config.optimized_metric, config.thresholds.min_support, config.thresholds.shrink,
+                 config.thresholds.rules)
         if not table.empty:  # the last line names the page (imgrec.dashboard)
             print(f"dashboard: {write_dashboard(sweep_dir, metric=config.optimized_metric).resolve()}", flush=True)
         failed = int((table["status"] != "ok").sum()) if not table.empty else 0
