@@ -18,7 +18,6 @@ from imgrec.run_summary import RunSummary, run_folders
 from imgrec.thresholds import cross_fitted_scores, random_groups
 
 PER_LABEL_MIN_SUPPORT = 10  # thresholds.min_support's default: labels with 10 val positives get their own
-GLOBAL_ONLY = 10**9  # a min_support no label reaches: one global threshold
 SINGLE_SEED_STEPS = ("preproc", "transfer", "balancing", "scratch", "finetune")
 
 
@@ -167,8 +166,8 @@ def final_model(logs: Path, shared: list[str]) -> Final:
     best = max(seeded[step], key=lambda r: r.m("val/f1_micro"))
     ts = [threshold_scores(r) for r in seeded[step]]  # the rule by its mean over the seeds: less noisy than one
     per_label = np.mean([t["val cross-fit per-label"] for t in ts]) > np.mean([t["val cross-fit global"] for t in ts])
-    support = PER_LABEL_MIN_SUPPORT if per_label else GLOBAL_ONLY
-    overrides = [*config_overrides(best, shared), f"seed={best.override('seed')}", f"thresholds.min_support={support}"]
+    rules = '["0.5",global,per_label]' if per_label else '["0.5",global]'  # per-label only when it won
+    overrides = [*config_overrides(best, shared), f"seed={best.override('seed')}", f"thresholds.rules={rules}"]
     return Final(overrides, step, config_label(best, shared), best.override("seed"),
                  "per-label" if per_label else "global")
 
