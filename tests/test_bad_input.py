@@ -1,25 +1,23 @@
-"""Bad input stops before training with one line naming the file or value, and a non-zero exit."""
+"""Bad input stops before training with one line naming the file or value, and a non-zero exit.
+
+The commands run in-process (the ``cli`` fixture): the same entry point and error handling a shell
+command goes through, without a new interpreter per case.
+"""
 
 import shutil
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import assert_one_line_error
 
 
-def run_on(folder, tmp_path, *extra):
-    return run_cli(["imgrec.run", "data=idl", f"data.root={folder}", f"paths.log_dir={tmp_path / 'logs'}",
-                    "logger=none", "trainer.max_epochs=1", "report.enabled=false", *extra], cwd=tmp_path, timeout=300)
+@pytest.fixture
+def run_on(cli, tmp_path):
+    def run(folder, *extra):
+        return cli(["imgrec.run", "data=idl", f"data.root={folder}", f"paths.log_dir={tmp_path / 'logs'}",
+                    "logger=none", "trainer.max_epochs=1", "report.enabled=false", *extra], cwd=tmp_path)
 
-
-def assert_one_line_error(r, *fragments):
-    assert r.returncode != 0
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: "), r.stderr[-2000:]
-    for fragment in fragments:
-        assert fragment in last, last
-    assert "Traceback" not in r.stderr
-    assert "Epoch 0" not in r.stderr + r.stdout  # stopped before training
+    return run
 
 
 @pytest.fixture
@@ -29,71 +27,71 @@ def course(course_dir, tmp_path):
     return dest
 
 
-def test_missing_annotations_folder(course, tmp_path):
+def test_missing_annotations_folder(run_on, course):
     shutil.rmtree(course / "annotations")
-    assert_one_line_error(run_on(course, tmp_path), "annotations", "not found")
+    assert_one_line_error(run_on(course), "annotations", "not found")
 
 
-def test_annotation_line_not_a_number(course, tmp_path):
+def test_annotation_line_not_a_number(run_on, course):
     (course / "annotations" / "disc.txt").write_text("1\nim2\n")
-    assert_one_line_error(run_on(course, tmp_path), "disc.txt:2", "'im2' is not an image number")
+    assert_one_line_error(run_on(course), "disc.txt:2", "'im2' is not an image number")
 
 
-def test_annotation_names_missing_image(course, tmp_path):
+def test_annotation_names_missing_image(run_on, course):
     (course / "annotations" / "disc.txt").write_text("1\n4242\n")
-    assert_one_line_error(run_on(course, tmp_path), "disc.txt", "4242", "does not exist")
+    assert_one_line_error(run_on(course), "disc.txt", "4242", "does not exist")
 
 
-def test_truncated_image_and_skip(course, tmp_path):
+def test_truncated_image_and_skip(run_on, course):
     path = course / "images" / "im3.jpg"
     path.write_bytes(path.read_bytes()[:200])
-    assert_one_line_error(run_on(course, tmp_path), "im3.jpg", "truncated")
-    r = run_on(course, tmp_path, "data.on_bad_image=skip", "model.net.backbones.0.input_size=64")
+    assert_one_line_error(run_on(course), "im3.jpg", "truncated")
+    r = run_on(course, "data.on_bad_image=skip", "model.net.backbones.0.input_size=64")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "skipped 1 bad image" in r.stderr + r.stdout
 
 
-def test_empty_dataset(tmp_path):
+def test_empty_dataset(run_on, tmp_path):
     empty = tmp_path / "empty"
     (empty / "images").mkdir(parents=True)
     (empty / "annotations").mkdir()
     (empty / "annotations" / "a.txt").write_text("")
-    assert_one_line_error(run_on(empty, tmp_path), "no images")
+    assert_one_line_error(run_on(empty), "no images")
 
 
-def test_unknown_backbone(course, tmp_path):
-    assert_one_line_error(run_on(course, tmp_path, "model.net.backbones.0.name=resnet9000"), "resnet9000")
+def test_unknown_backbone(run_on, course):
+    assert_one_line_error(run_on(course, "model.net.backbones.0.name=resnet9000"), "resnet9000")
 
 
-def test_mistyped_key_lists_the_valid_ones(tmp_path):
-    r = run_cli(["imgrec.run", f"paths.log_dir={tmp_path}", "trainer.max_epoch=3"], cwd=tmp_path)
+def test_mistyped_key_lists_the_valid_ones(cli, tmp_path):
+    r = cli(["imgrec.run", f"paths.log_dir={tmp_path}", "trainer.max_epoch=3"], cwd=tmp_path)
     assert_one_line_error(r, "unknown config key 'trainer.max_epoch'", "did you mean 'trainer.max_epochs'?",
                           "min_epochs")
 
 
-def test_unknown_group_option_lists_the_choices(tmp_path):
-    r = run_cli(["imgrec.run", f"paths.log_dir={tmp_path}", "model=transfr"], cwd=tmp_path)
+def test_unknown_group_option_lists_the_choices(cli, tmp_path):
+    r = cli(["imgrec.run", f"paths.log_dir={tmp_path}", "model=transfr"], cwd=tmp_path)
     assert r.returncode != 0 and "Could not find 'model/transfr'" in r.stderr
     assert "Available options" in r.stderr and "transfer" in r.stderr
 
 
-def test_unwritable_output_folder(tmp_path):
+def test_unwritable_output_folder(cli, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    r = run_cli(["imgrec.run", f"paths.log_dir={blocker / 'logs'}"], cwd=tmp_path)
+    r = cli(["imgrec.run", f"paths.log_dir={blocker / 'logs'}"], cwd=tmp_path)
     assert_one_line_error(r, f"paths.log_dir={blocker / 'logs'}", "cannot write")
 
 
-def test_fewer_images_than_the_split_needs(tmp_path):
+def test_fewer_images_than_the_split_needs(run_on, tmp_path):
     from imgrec.data.synthetic import make_synthetic, write_course_format
 
     root = write_course_format(make_synthetic(5), tmp_path / "tiny")
-    assert_one_line_error(run_on(root, tmp_path), "dataset has 5 images", "too few for split")
+    assert_one_line_error(run_on(root), "dataset has 5 images", "too few for split")
 
 
-def test_label_without_train_positive_warns_and_metrics_stay_defined(course, tmp_path):
+def test_label_without_train_positive_warns_and_metrics_stay_defined(run_on, course, tmp_path):
     (course / "annotations" / "zz_unused.txt").write_text("")
-    r = run_on(course, tmp_path, "model.net.backbones.0.input_size=64", "data.num_workers=0")
+    r = run_on(course, "model.net.backbones.0.input_size=64", "data.num_workers=0")
     assert r.returncode == 0, r.stderr[-2000:]
     log = r.stdout + r.stderr
     assert "no positive example in the train split for label(s): " in log and "zz_unused" in log

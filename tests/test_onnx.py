@@ -25,8 +25,7 @@ from imgrec.onnx_predict import predict as onnx_predict
 from imgrec.predict import load_predictor
 from imgrec.predict import predict as ckpt_predict
 from imgrec.thresholds import Thresholds
-from tests.conftest import ROOT, compose_cfg, run_cli
-from tests.test_bad_input import assert_one_line_error
+from tests.conftest import ROOT, assert_one_line_error, compose_cfg, run_cli
 
 SIZE = 56  # decoded image size of the small models
 NO_WEIGHTS = ["model.net.backbones.0.pretrained=false"]  # parity needs no pretrained weights: faster to build

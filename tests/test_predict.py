@@ -18,8 +18,7 @@ from imgrec.data.synthetic import LABELS, make_synthetic, write_course_format
 from imgrec.errors import ImgrecError
 from imgrec.predict import load_predictor, predict
 from imgrec.run import train
-from tests.conftest import compose_cfg, most_frequent_f1, run_cli
-from tests.test_bad_input import assert_one_line_error
+from tests.conftest import assert_one_line_error, compose_cfg, most_frequent_f1, run_cli
 
 
 def predict_cfg(ckpt, folder, out, **extra):
@@ -114,9 +113,9 @@ def test_folder_without_readable_images(trained, tmp_path):
         predict(predict_cfg(summary.checkpoint, tmp_path / "empty", tmp_path / "p", on_bad_image="skip"))
 
 
-def test_missing_or_foreign_checkpoint_is_one_line(tmp_path):
-    r = run_cli(["imgrec.predict", f"ckpt={tmp_path / 'nope.ckpt'}", f"input={tmp_path}", f"out={tmp_path / 'p'}"],
-                cwd=tmp_path)
+def test_missing_or_foreign_checkpoint_is_one_line(cli, tmp_path):
+    r = cli(["imgrec.predict", f"ckpt={tmp_path / 'nope.ckpt'}", f"input={tmp_path}", f"out={tmp_path / 'p'}"],
+            cwd=tmp_path)
     assert_one_line_error(r, "nope.ckpt: checkpoint not found")
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(ImgrecError, match="not an imgrec checkpoint"):
