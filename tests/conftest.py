@@ -62,9 +62,10 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Comple
 
 @pytest.fixture
 def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Callable[..., subprocess.CompletedProcess]:
-    """``python -m <module> <args>`` run in this process, for what a user sees of a command that stops
-    early: the same entry point, argument parsing and error handling as :func:`run_cli`, without a new
-    interpreter's imports (about 8 s each). The message of a ``SystemExit`` goes to stderr, as Python
+    """``python -m <module> <args>`` run in this process: the same entry point, argument parsing and
+    error handling as :func:`run_cli`, without a new interpreter's imports (about 8 s each). For commands
+    that stop early and for short sweeps; kills, DDP, import checks and console checks (a warning shows
+    once per process) need :func:`run_cli`. The message of a ``SystemExit`` goes to stderr, as Python
     prints it at exit; the root logger's handlers (Hydra configures them per run) are restored after."""
 
     def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -88,6 +89,8 @@ def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Callab
             message = exit_.code if isinstance(exit_.code, str) else ""
         finally:
             GlobalHydra.instance().clear()
+            for key in ("IMGREC_LAUNCH_ID", "WANDB_SERVICE"):  # set by the run: not for the next one
+                os.environ.pop(key, None)
             for handler in root.handlers:
                 if handler not in handlers:
                     handler.close()

@@ -117,9 +117,9 @@ def test_killed_sweep_skips_finished_runs(tmp_path):
     assert (sweep / "results.csv").read_text().count("\n") == 4
 
 
-def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
-    r = run_cli(["imgrec.run", "-m", f"paths.log_dir={tmp_path}", "model.net.backbones.0.name=nope,efficientnet_lite0",
-                 *TINY], cwd=tmp_path)
+def test_failed_run_is_recorded_and_the_sweep_goes_on(cli, tmp_path):
+    r = cli(["imgrec.run", "-m", f"paths.log_dir={tmp_path}", "model.net.backbones.0.name=nope,efficientnet_lite0",
+             *TINY], cwd=tmp_path)
     assert r.returncode != 0 and "1 of 2 runs failed" in r.stderr
     sweep = next((tmp_path / "train" / "multiruns").iterdir())
     assert "unknown backbone 'nope'" in json.loads((sweep / "0" / "failed.json").read_text())["error"]
