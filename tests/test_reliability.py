@@ -103,7 +103,7 @@ def test_wandb_run_id_follows_the_run_folder(tmp_path):
 
 def test_killed_sweep_skips_finished_runs(tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["+experiment=preproc_sweep", f"hydra.sweep.dir={sweep}", *SLOW_EPOCHS]
+    args = ["+experiment=preproc_sweep", f"hydra.sweep.dir={sweep}", *SLOW_EPOCHS, "trainer.max_epochs=2"]
     proc = start(args, cwd=tmp_path)
     wait_for(sweep / "0" / "metrics.json", proc)
     kill(proc)
