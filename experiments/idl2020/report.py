@@ -34,8 +34,10 @@ from experiments.idl2020.runs import (
 )
 from imgrec.analysis import plots
 from imgrec.analysis.run_report import ERROR_ANALYSIS, REPORT_DIR
+from imgrec.dashboard.thumbnails import FILE as THUMBNAILS
 
-COURSE_IMAGES = ("worst_images.png", "missing_label_candidates.png")  # galleries of course photos stay out of git
+# Course photos stay out of git: the galleries, and the dashboard's thumbnails (imgrec.dashboard.thumbnails).
+COURSE_IMAGES = ("worst_images.png", "missing_label_candidates.png", THUMBNAILS)
 PREPROC_NAMES = {"split": "split only", "augment": "+ augmentation",
                  "augment_oversample": "+ augmentation + oversampling"}
 ARCH_COLUMNS = ["model", "input", "head", "val F1", "test F1", "test P", "test R", "test macro F1", "test mAP",
