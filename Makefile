@@ -30,8 +30,8 @@ lock: ## Re-resolve pyproject.toml's dependencies afresh and pin them in require
 run: install ## Run the study's preprocessing sweep on the embedded synthetic dataset
 	$(PY) -m imgrec.run +experiment=preproc_sweep
 
-test: install ## Run the fast test suite (no `slow` tests)
-	$(PY) -m pytest -m "not slow" -q --durations=10
+test: install ## Run the fast test suite (no `slow` tests), one worker per CPU core
+	$(PY) -m pytest -m "not slow" -q -n auto --durations=10
 
 test-all: install ## Run every test, slow ones included
 	$(PY) -m pytest -q
