@@ -1,4 +1,4 @@
-"""Resumable, self-healing feature extraction (imgrec.data.features)."""
+"""Resumable, self-healing feature extraction (imgrec.data.feature_extraction)."""
 
 import logging
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from imgrec.data import features as F
+from imgrec.data import feature_extraction as F
 from imgrec.data.augment import study_pipeline
 from imgrec.data.synthetic import make_synthetic
 
