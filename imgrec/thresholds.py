@@ -146,5 +146,9 @@ def choose_rule(probs: np.ndarray, targets: np.ndarray, min_support: int, shrink
     if groups is None:
         groups = random_groups(len(probs), max(2, min(folds, len(probs))), seed)
     scores = cross_fitted_scores(probs, targets, groups, min_support, shrink)
-    rule = max(rules, key=lambda r: (round(scores[r], 12), -RULES.index(r)))
-    return replace(fit_thresholds(probs, targets, min_support, shrink), rule=rule, scores=scores)
+    return replace(fit_thresholds(probs, targets, min_support, shrink), rule=best_rule(scores, rules), scores=scores)
+
+
+def best_rule(scores: dict[str, float], rules: Sequence[str]) -> str:
+    """The one of ``rules`` with the best score; a tie goes to the simpler rule (earlier in RULES)."""
+    return max(rules, key=lambda r: (round(scores[r], 12), -RULES.index(r)))

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
 from experiments.idl2020.reproduce import BASELINE, COMMON, SHARED, multirun
 from experiments.idl2020.runs import PER_LABEL_MIN_SUPPORT as MIN_SUPPORT
 from experiments.idl2020.runs import load_runs
-from imgrec.data.corrections import COLUMNS, Correction, read_corrections
+from imgrec.data.corrections import COLUMNS, Correction, Corrections, read_corrections
 from imgrec.evaluation import Evaluation
 from imgrec.thresholds import choose_rule
 
@@ -43,23 +43,16 @@ def write_corrections(rows: list[Correction], path: Path) -> Path:
     return path
 
 
-def corrected(targets: np.ndarray, names: list[str], labels: list[str], rows: list[Correction]) -> np.ndarray:
-    """``targets`` (rows named ``names``) with the accepted ``rows`` on those images applied."""
-    out, row_of = targets.copy(), {name: i for i, name in enumerate(names)}
-    for r in rows:
-        if r.verdict == "accept" and r.image in row_of:
-            out[row_of[r.image], labels.index(r.label)] = 1 if r.action == "add" else 0
-    return out
-
-
-def scores(logs: Path, step: str, rows: list[Correction]) -> pd.DataFrame:
+def scores(logs: Path, step: str, review: Corrections) -> pd.DataFrame:
     """Per seed and threshold (0.5, the default rule): test micro F1 against the original and the
     corrected test labels."""
     table = []
     for run in load_runs(logs, step):
         ev = run.evaluation()
         names = [ev.names[i] for i in ev.test.indices]
-        fixed = corrected(ev.test.targets, names, ev.label_names, rows)
+        test_names = set(names)
+        on_test = replace(review, rows=[r for r in review.rows if r.image in test_names])
+        fixed = on_test.corrected(ev.test.targets, names, ev.label_names)
         rule = choose_rule(ev.val.probs, ev.val.targets, MIN_SUPPORT)
         for threshold, cut in (("0.5", 0.5), ("default rule", rule.applied())):
             predicted = ev.test.probs > cut
@@ -88,7 +81,7 @@ def main() -> None:
     print(f"{sum(r.verdict == 'accept' for r in train_only)} accepted corrections on train+val images "
           f"(training only), {len(on_test)} on test images (scoring only)")
     multirun(logs, "corrected-train", [*BASELINE, seeds, f"data.corrections={path}"], shared, [])
-    table = pd.concat([scores(logs, step, review.rows) for step in ("original", "corrected-train")])
+    table = pd.concat([scores(logs, step, review) for step in ("original", "corrected-train")])
     metrics = ["original test labels", "corrected test labels"]
     print(table.to_markdown(index=False, floatfmt=".4f"))
     for threshold, part in table.groupby("threshold"):

@@ -15,7 +15,7 @@ from sklearn.metrics import f1_score
 from imgrec.checkpoint_meta import read_checkpoint
 from imgrec.evaluation import Evaluation
 from imgrec.run_summary import RunSummary, run_folders
-from imgrec.thresholds import DEFAULT_RULES, RULES, cross_fitted_scores, random_groups
+from imgrec.thresholds import DEFAULT_RULES, best_rule, cross_fitted_scores, random_groups
 
 PER_LABEL_MIN_SUPPORT = 10  # thresholds.min_support's default: labels with 10 val positives get their own
 SINGLE_SEED_STEPS = ("preproc", "transfer", "balancing", "scratch", "finetune")
@@ -167,8 +167,8 @@ def final_model(logs: Path, shared: list[str]) -> Final:
     step = max(seeded, key=lambda s: np.mean([r.m("val/f1_micro") for r in seeded[s]]))
     best = max(seeded[step], key=lambda r: r.m("val/f1_micro"))
     ts = [threshold_scores(r) for r in seeded[step]]  # the rule by its mean over the seeds: less noisy than one
-    rule = max(DEFAULT_RULES, key=lambda r: (round(np.mean([t[f"val cross-fit {r}"] for t in ts]), 12),
-                                             -RULES.index(r)))  # ties to the simpler rule
+    rule = best_rule({r: float(np.mean([t[f"val cross-fit {r}"] for t in ts])) for r in DEFAULT_RULES},
+                     DEFAULT_RULES)
     overrides = [*config_overrides(best, shared), f"seed={best.override('seed')}", f'thresholds.rules=["{rule}"]']
     return Final(overrides, step, config_label(best, shared), best.override("seed"), rule)
 

@@ -57,17 +57,21 @@ class Corrections:
 
     def apply(self, data: Dataset) -> Dataset:
         """A copy of ``data`` with the accepted rows applied; unknown images or labels are errors."""
-        row_of = {name: i for i, name in enumerate(data.names)}
-        col_of = {name: j for j, name in enumerate(data.label_names)}
-        targets = np.array(data.targets, copy=True)
+        return dataclasses.replace(data, targets=self.corrected(data.targets, data.names, data.label_names))
+
+    def corrected(self, targets: np.ndarray, names: list[str], label_names: list[str]) -> np.ndarray:
+        """A copy of ``targets`` (rows named ``names``) with the accepted rows applied."""
+        row_of = {name: i for i, name in enumerate(names)}
+        col_of = {name: j for j, name in enumerate(label_names)}
+        targets = np.array(targets, copy=True)
         for r in self.accepted():
             if r.image not in row_of:
                 raise ImgrecError(f"{self.path}: line {r.line}: unknown image {r.image!r} (not in the dataset)")
             if r.label not in col_of:
                 raise ImgrecError(f"{self.path}: line {r.line}: unknown label {r.label!r} "
-                                  f"(labels: {', '.join(data.label_names)})")
+                                  f"(labels: {', '.join(label_names)})")
             targets[row_of[r.image], col_of[r.label]] = 1 if r.action == "add" else 0
-        return dataclasses.replace(data, targets=targets)
+        return targets
 
 
 def read_corrections(path: str | Path) -> Corrections:
