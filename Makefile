@@ -31,7 +31,7 @@ run: install ## Run the study's preprocessing sweep on the embedded synthetic da
 	$(PY) -m imgrec.run +experiment=preproc_sweep
 
 test: install ## Run the fast test suite (no `slow` tests), one worker per CPU core
-	$(PY) -m pytest -m "not slow" -q -n auto --durations=10
+	$(PY) -m pytest -m "not slow" -q -n auto --dist loadscope --durations=10
 
 test-all: install ## Run every test, slow ones included
 	$(PY) -m pytest -q

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import runpy
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,10 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 # Small, quick and still able to learn: 64 px input, a few hundred images.
 # cache.engine=eager: the runtimes' export (seconds per backbone) is tested in tests/data/test_feature_engines.py.
+# report.enabled=false: a run's report takes about 3 s here; the tests of reports and of what reads them
+# (tests/test_evaluation.py, the dashboard's and the console's sweeps) turn it back on.
 TINY = ["data.n_images=400", "model.net.input_size=64", "trainer.max_epochs=15", "logger=none",
-        "data.batch_size=32", "cache.engine=eager"]
+        "data.batch_size=32", "cache.engine=eager", "report.enabled=false"]
 
 
 def compose_cfg(tmp_path: Path, overrides: list[str] = ()) -> DictConfig:
@@ -60,45 +63,46 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Comple
                           timeout=timeout)
 
 
-@pytest.fixture
-def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Callable[..., subprocess.CompletedProcess]:
+def run_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """``python -m <module> <args>`` run in this process: the same entry point, argument parsing and
-    error handling as :func:`run_cli`, without a new interpreter's imports (about 8 s each). For commands
-    that stop early and for short sweeps; kills, DDP, import checks and console checks (a warning shows
-    once per process) need :func:`run_cli`. The message of a ``SystemExit`` goes to stderr, as Python
-    prints it at exit; the root logger's handlers (Hydra configures them per run) are restored after."""
-
-    def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-        module, *argv = args
-        monkeypatch.chdir(cwd)
-        monkeypatch.setattr(sys, "argv", [module, *argv])
-        for key in ("IMGREC_LAUNCH_ID", "WANDB_SERVICE"):
-            monkeypatch.delenv(key, raising=False)
-        monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
-        capfd.readouterr()
-        code, message = 0, ""
-        try:
-            GlobalHydra.instance().clear()
-            with warnings.catch_warnings():  # runpy notes that the module was imported before: by design
-                warnings.filterwarnings("ignore", message=".*found in sys.modules", category=RuntimeWarning)
-                runpy.run_module(module, run_name="__main__", alter_sys=True)
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
-            message = exit_.code if isinstance(exit_.code, str) else ""
-        finally:
-            GlobalHydra.instance().clear()
-            for key in ("IMGREC_LAUNCH_ID", "WANDB_SERVICE"):  # set by the run: not for the next one
-                os.environ.pop(key, None)
-            for handler in root.handlers:
-                if handler not in handlers:
-                    handler.close()
-            root.handlers[:], root.level = handlers, level
-        out, err = capfd.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err + (message + "\n" if message else ""))
-
-    return run
+    error handling as :func:`run_cli`, without a new interpreter's imports (about 10 s each). For any
+    command but kills, DDP, import checks and console checks (a warning shows once per process), and
+    usable from fixtures of any scope. Output is what the command writes to ``sys.stdout``/``sys.stderr``
+    (logging, progress bars, warnings); the message of a ``SystemExit`` goes to stderr, as Python prints
+    it at exit. The working folder, ``sys.argv``, the environment keys a run sets and the root logger's
+    handlers (Hydra configures them per run) are restored after."""
+    module, *argv = args
+    keys = ("IMGREC_LAUNCH_ID", "WANDB_SERVICE", "HYDRA_FULL_ERROR")
+    saved_env = {key: os.environ.pop(key, None) for key in keys}
+    saved_argv, saved_cwd = sys.argv, os.getcwd()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    out, err = io.StringIO(), io.StringIO()
+    code, message = 0, ""
+    try:
+        os.chdir(cwd)
+        sys.argv = [module, *argv]
+        os.environ["HYDRA_FULL_ERROR"] = "0"
+        GlobalHydra.instance().clear()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            # runpy notes that the module was imported before: by design
+            warnings.filterwarnings("ignore", message=".*found in sys.modules", category=RuntimeWarning)
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+        message = exit_.code if isinstance(exit_.code, str) else ""
+    finally:
+        GlobalHydra.instance().clear()
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        for key, value in saved_env.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:], root.level = handlers, level
+    return subprocess.CompletedProcess(args, code, out.getvalue(),
+                                       err.getvalue() + (message + "\n" if message else ""))
 
 
 def assert_one_line_error(r: subprocess.CompletedProcess, *fragments: str) -> None:

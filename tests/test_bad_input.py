@@ -1,6 +1,6 @@
 """Bad input stops before training with one line naming the file or value, and a non-zero exit.
 
-The commands run in-process (the ``cli`` fixture): the same entry point and error handling a shell
+The commands run in-process (``run_in_process``): the same entry point and error handling a shell
 command goes through, without a new interpreter per case.
 """
 
@@ -8,14 +8,14 @@ import shutil
 
 import pytest
 
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, run_in_process
 
 
 @pytest.fixture
-def run_on(cli, tmp_path):
+def run_on(tmp_path):
     def run(folder, *extra):
-        return cli(["imgrec.run", "data=idl", f"data.root={folder}", f"paths.log_dir={tmp_path / 'logs'}",
-                    "logger=none", "trainer.max_epochs=1", "report.enabled=false", *extra], cwd=tmp_path)
+        return run_in_process(["imgrec.run", "data=idl", f"data.root={folder}", f"paths.log_dir={tmp_path / 'logs'}",
+                              "logger=none", "trainer.max_epochs=1", "report.enabled=false", *extra], cwd=tmp_path)
 
     return run
 
@@ -63,22 +63,22 @@ def test_unknown_backbone(run_on, course):
     assert_one_line_error(run_on(course, "model.net.backbones.0.name=resnet9000"), "resnet9000")
 
 
-def test_mistyped_key_lists_the_valid_ones(cli, tmp_path):
-    r = cli(["imgrec.run", f"paths.log_dir={tmp_path}", "trainer.max_epoch=3"], cwd=tmp_path)
+def test_mistyped_key_lists_the_valid_ones(tmp_path):
+    r = run_in_process(["imgrec.run", f"paths.log_dir={tmp_path}", "trainer.max_epoch=3"], cwd=tmp_path)
     assert_one_line_error(r, "unknown config key 'trainer.max_epoch'", "did you mean 'trainer.max_epochs'?",
                           "min_epochs")
 
 
-def test_unknown_group_option_lists_the_choices(cli, tmp_path):
-    r = cli(["imgrec.run", f"paths.log_dir={tmp_path}", "model=transfr"], cwd=tmp_path)
+def test_unknown_group_option_lists_the_choices(tmp_path):
+    r = run_in_process(["imgrec.run", f"paths.log_dir={tmp_path}", "model=transfr"], cwd=tmp_path)
     assert r.returncode != 0 and "Could not find 'model/transfr'" in r.stderr
     assert "Available options" in r.stderr and "transfer" in r.stderr
 
 
-def test_unwritable_output_folder(cli, tmp_path):
+def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    r = cli(["imgrec.run", f"paths.log_dir={blocker / 'logs'}"], cwd=tmp_path)
+    r = run_in_process(["imgrec.run", f"paths.log_dir={blocker / 'logs'}"], cwd=tmp_path)
     assert_one_line_error(r, f"paths.log_dir={blocker / 'logs'}", "cannot write")
 
 

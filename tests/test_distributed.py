@@ -41,7 +41,7 @@ def test_ddp_sweep_matches_single_process(tmp_path):
     DistributedSampler pads nothing and the synced val/test metrics count each image once.
     """
     common = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.batch_size"))]
-    common += ["trainer.max_epochs=6", "callbacks.early_stopping.patience=10", "report.enabled=false"]
+    common += ["trainer.max_epochs=6", "callbacks.early_stopping.patience=10"]
     sweep = tmp_path / "sweep"
     r = run_cli(["imgrec.run", "-m", "trainer=ddp_cpu", "data.batch_size=170", "model.optimizer.lr=0.02,0.01",
                  f"hydra.sweep.dir={sweep}", f"paths.log_dir={tmp_path}", *common, "logger=wandb"], cwd=tmp_path)

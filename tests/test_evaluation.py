@@ -16,13 +16,13 @@ from imgrec.data.features import FeatureDataModule
 from imgrec.evaluation import Evaluation, evaluate_best
 from imgrec.run import train
 from imgrec.thresholds import choose_rule, fit_thresholds
-from tests.conftest import assert_one_line_error, compose_cfg
+from tests.conftest import assert_one_line_error, compose_cfg, run_in_process
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("eval")
-    train(compose_cfg(tmp, ["data.n_images=300", "trainer.max_epochs=8"]))
+    train(compose_cfg(tmp, ["data.n_images=300", "trainer.max_epochs=8", "report.enabled=true"]))
     GlobalHydra.instance().clear()
     return tmp / "run"
 
@@ -87,8 +87,9 @@ def test_test_split_never_influences_thresholds(tmp_path):
     assert first.metrics["val/f1_micro"] == second.metrics["val/f1_micro"]
 
 
-def test_optimized_metric_typo_fails_at_start(cli, tmp_path):
-    r = cli(["imgrec.run", "optimized_metric=val/f1_mikro", f"paths.log_dir={tmp_path}", "logger=none"], cwd=tmp_path)
+def test_optimized_metric_typo_fails_at_start(tmp_path):
+    r = run_in_process(["imgrec.run", "optimized_metric=val/f1_mikro", f"paths.log_dir={tmp_path}", "logger=none"],
+                       cwd=tmp_path)
     assert_one_line_error(r, "error: optimized_metric='val/f1_mikro'", "val/f1_micro")
 
 

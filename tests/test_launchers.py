@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+import submitit
 import yaml
 from omegaconf import OmegaConf
 
-from tests.conftest import TINY, compose_cfg, run_cli
+from tests.conftest import TINY, compose_cfg, run_cli, run_in_process
 
 QUICK = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.n_images"))] + [
-    "trainer.max_epochs=1", "data.n_images=80", "report.enabled=false"]
-
-# imgrec.run with submitit's debug executor (jobs run in this process) standing in for SLURM: Hydra's
-# submitit launcher builds the executor and the job array exactly as on a cluster.
-DEBUG_SUBMITIT = ("import sys, submitit; auto = submitit.AutoExecutor; "
-                  "submitit.AutoExecutor = lambda folder, cluster=None, **kw: auto(folder, cluster='debug', **kw); "
-                  "from imgrec.run import cli; cli()")
-
+    "trainer.max_epochs=1", "data.n_images=80"]
 
 def rows(sweep: Path) -> list[dict[str, str]]:
     return list(csv.DictReader((sweep / "results.csv").open()))
@@ -56,15 +48,17 @@ def test_joblib_runs_a_sweep_in_parallel_in_one_folder(tmp_path):
     assert "finishing run" in summary_log.read_text()
 
 
-def test_slurm_jobs_build_without_a_cluster(tmp_path):
+def test_slurm_jobs_build_without_a_cluster(tmp_path, monkeypatch):
     """hydra=slurm through Hydra's submitit launcher with submitit's debug executor: the SLURM settings
     pass submitit's checks, each job runs in <sweep folder>/<k>, and the sweep folder is named after
     the sweep, not the time of launch, so a requeued job or a resubmission finds it."""
     overrides = ["hydra=slurm", "+sweep_name=study", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=30"]
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    r = subprocess.run([sys.executable, "-c", DEBUG_SUBMITIT, "-m", *overrides, "seed=1,2",
-                        f"paths.log_dir={tmp_path}", *QUICK], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=600)
+    # submitit's debug executor (jobs run in this process) stands in for SLURM: Hydra's submitit launcher
+    # builds the executor and the job array exactly as on a cluster.
+    auto = submitit.AutoExecutor
+    monkeypatch.setattr(submitit, "AutoExecutor",
+                        lambda folder, cluster=None, **kw: auto(folder, cluster="debug", **kw))
+    r = run_in_process(["imgrec.run", "-m", *overrides, "seed=1,2", f"paths.log_dir={tmp_path}", *QUICK], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     sweep = tmp_path / "train" / "slurm" / "study"
     assert "Submitit 'slurm' sweep output dir" in r.stderr + r.stdout

@@ -18,7 +18,7 @@ from imgrec.run import train
 from tests.conftest import TINY, compose_cfg, run_cli
 
 QUICK = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.n_images"))] + [
-    "trainer.max_epochs=2", "data.n_images=120", "report.enabled=false", "cache.views=1"]
+    "trainer.max_epochs=2", "data.n_images=120", "cache.views=1"]
 
 
 def test_search_space_from_override_syntax():
@@ -47,7 +47,7 @@ def pruning_trial(tmp_path: Path, study: optuna.Study, lr: float) -> optuna.tria
     cfg = compose_cfg(tmp_path / str(trial.number), [
         "hparams_search=optuna", f"paths.log_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}",
         f"optuna_trial={trial.number}", f"model.optimizer.lr={lr}", "trainer.max_epochs=6", "data.n_images=200",
-        "report.enabled=false", "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0"])
+        "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0"])
     summary = train(cfg)
     OptunaSweeper.tell(study, study.get_trials()[trial.number],
                        JobReturn(status=JobStatus.COMPLETED, _return_value=summary.metrics[cfg.optimized_metric]))

@@ -18,7 +18,7 @@ from imgrec.data.synthetic import LABELS, make_synthetic, write_course_format
 from imgrec.errors import ImgrecError
 from imgrec.predict import load_predictor, predict
 from imgrec.run import train
-from tests.conftest import assert_one_line_error, compose_cfg, most_frequent_f1, run_cli
+from tests.conftest import assert_one_line_error, compose_cfg, most_frequent_f1, run_in_process
 
 
 def predict_cfg(ckpt, folder, out, **extra):
@@ -33,13 +33,14 @@ def trained(tmp_path_factory):
     root = write_course_format(make_synthetic(240, seed=5), tmp / "course")
     cfg = compose_config(tmp / "logs" / "run", [
         "data=idl", f"data.root={root}", "logger=none", "model.net.input_size=64",
-        "model.net.head.hidden=256", "trainer.max_epochs=6", "data.batch_size=32", "split.fractions=[0.6,0.2,0.2]"])
+        "model.net.head.hidden=256", "trainer.max_epochs=6", "data.batch_size=32", "split.fractions=[0.6,0.2,0.2]",
+        "report.enabled=false"])
     return root, train(cfg)
 
 
 def test_results_txt_round_trips_the_test_phase(trained, tmp_path):
     root, summary = trained
-    r = run_cli(["imgrec.cli", "predict", f"ckpt={summary.checkpoint}", f"input={root}", f"out={tmp_path / 'p'}",
+    r = run_in_process(["imgrec.cli", "predict", f"ckpt={summary.checkpoint}", f"input={root}", f"out={tmp_path / 'p'}",
                  "batch_size=32"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     y = np.loadtxt(tmp_path / "p" / "results.txt", dtype=int)
@@ -113,9 +114,9 @@ def test_folder_without_readable_images(trained, tmp_path):
         predict(predict_cfg(summary.checkpoint, tmp_path / "empty", tmp_path / "p", on_bad_image="skip"))
 
 
-def test_missing_or_foreign_checkpoint_is_one_line(cli, tmp_path):
-    r = cli(["imgrec.predict", f"ckpt={tmp_path / 'nope.ckpt'}", f"input={tmp_path}", f"out={tmp_path / 'p'}"],
-            cwd=tmp_path)
+def test_missing_or_foreign_checkpoint_is_one_line(tmp_path):
+    r = run_in_process(["imgrec.predict", f"ckpt={tmp_path / 'nope.ckpt'}", f"input={tmp_path}",
+                        f"out={tmp_path / 'p'}"], cwd=tmp_path)
     assert_one_line_error(r, "nope.ckpt: checkpoint not found")
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(ImgrecError, match="not an imgrec checkpoint"):

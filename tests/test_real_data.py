@@ -2,13 +2,14 @@
 
 import json
 
-from tests.conftest import idl_slice, most_frequent_f1, run_cli
+from tests.conftest import idl_slice, most_frequent_f1, run_in_process
 
 
 def test_frozen_lite0_on_a_slice_of_idl2020(tmp_path):
     root = idl_slice(tmp_path / "idl", 600)
-    r = run_cli(["imgrec.run", "data=idl", f"data.root={root}", f"paths.log_dir={tmp_path / 'logs'}", "logger=none",
-                 "model.net.backbones.0.input_size=128", "split.fractions=[0.6,0.2,0.2]"], cwd=tmp_path)
+    r = run_in_process(["imgrec.run", "data=idl", f"data.root={root}", f"paths.log_dir={tmp_path / 'logs'}",
+                        "logger=none", "model.net.backbones.0.input_size=128", "split.fractions=[0.6,0.2,0.2]"],
+                       cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(next((tmp_path / "logs").rglob("metrics.json")).read_text())
     from imgrec.data.readers import read_course

@@ -21,7 +21,7 @@ from imgrec.callbacks import AugmentationState, FiniteLoss
 from imgrec.config import compose_config
 from imgrec.errors import ImgrecError
 from imgrec.run import train
-from tests.conftest import TINY, child_env, compose_cfg, run_cli
+from tests.conftest import TINY, child_env, compose_cfg, run_in_process
 
 # Uncached, so that an epoch takes long enough to be killed in the middle of one.
 SLOW_EPOCHS = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.n_images"))] + [
@@ -72,7 +72,7 @@ def test_sigkilled_run_resumes_to_identical_metrics(tmp_path):
     W&B (offline): SIGKILLed alone, its W&B service still running, then resumed at once."""
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     args = [*SLOW_EPOCHS, "augment=light", "logger=wandb"]
-    r = run_cli(["imgrec.run", f"hydra.run.dir={whole}", *args], cwd=tmp_path)
+    r = run_in_process(["imgrec.run", f"hydra.run.dir={whole}", *args], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
 
     proc = start([f"hydra.run.dir={broken}", *args], cwd=tmp_path)
@@ -81,8 +81,8 @@ def test_sigkilled_run_resumes_to_identical_metrics(tmp_path):
     try:
         assert not (broken / "metrics.json").exists()
         # hydra.verbose: Lightning's own "Restored all states" line, quiet at the default level
-        r = run_cli(["imgrec.run", f"hydra.run.dir={broken}", *args, "resume=true", "hydra.verbose=pytorch_lightning"],
-                    cwd=tmp_path)
+        r = run_in_process(["imgrec.run", f"hydra.run.dir={broken}", *args, "resume=true",
+                           "hydra.verbose=pytorch_lightning"], cwd=tmp_path)
     finally:
         end(left)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -102,14 +102,16 @@ def test_wandb_run_id_follows_the_run_folder(tmp_path):
 
 
 def test_killed_sweep_skips_finished_runs(tmp_path):
+    """Killed between runs (cached features: each run takes seconds), then started again."""
     sweep = tmp_path / "sweep"
-    args = ["+experiment=preproc_sweep", f"hydra.sweep.dir={sweep}", *SLOW_EPOCHS, "trainer.max_epochs=2"]
+    args = ["-m", "seed=1,2,3", f"hydra.sweep.dir={sweep}", *TINY, "trainer.max_epochs=2", "data.n_images=200",
+            f"paths.cache_dir={tmp_path / 'cache'}"]
     proc = start(args, cwd=tmp_path)
     wait_for(sweep / "0" / "metrics.json", proc)
     kill(proc)
     first = (sweep / "0" / "metrics.json").stat().st_mtime_ns
     assert not (sweep / "2" / "metrics.json").exists()
-    r = run_cli(["imgrec.run", *args], cwd=tmp_path)
+    r = run_in_process(["imgrec.run", *args], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "already finished (metrics.json), skipping" in r.stderr + r.stdout
     assert (sweep / "0" / "metrics.json").stat().st_mtime_ns == first
@@ -117,9 +119,9 @@ def test_killed_sweep_skips_finished_runs(tmp_path):
     assert (sweep / "results.csv").read_text().count("\n") == 4
 
 
-def test_failed_run_is_recorded_and_the_sweep_goes_on(cli, tmp_path):
-    r = cli(["imgrec.run", "-m", f"paths.log_dir={tmp_path}", "model.net.backbones.0.name=nope,efficientnet_lite0",
-             *TINY], cwd=tmp_path)
+def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    r = run_in_process(["imgrec.run", "-m", f"paths.log_dir={tmp_path}",
+                       "model.net.backbones.0.name=nope,efficientnet_lite0", *TINY], cwd=tmp_path)
     assert r.returncode != 0 and "1 of 2 runs failed" in r.stderr
     sweep = next((tmp_path / "train" / "multiruns").iterdir())
     assert "unknown backbone 'nope'" in json.loads((sweep / "0" / "failed.json").read_text())["error"]
@@ -194,8 +196,8 @@ def test_wandb_api_key_never_written(tmp_path):
     env_backup = os.environ.get("WANDB_API_KEY")
     os.environ["WANDB_API_KEY"] = secret
     try:
-        r = run_cli(["imgrec.run", f"hydra.run.dir={tmp_path / 'run'}", *TINY, "logger=wandb",
-                     "trainer.max_epochs=1"], cwd=tmp_path)
+        r = run_in_process(["imgrec.run", f"hydra.run.dir={tmp_path / 'run'}", *TINY, "logger=wandb",
+                           "trainer.max_epochs=1"], cwd=tmp_path)
     finally:
         os.environ.pop("WANDB_API_KEY") if env_backup is None else os.environ.__setitem__("WANDB_API_KEY", env_backup)
     assert r.returncode == 0, r.stderr[-2000:]

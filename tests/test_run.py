@@ -8,7 +8,6 @@ from tests.conftest import compose_cfg, most_frequent_f1
 
 
 def test_frozen_transfer_learns(cfg_tiny, tmp_path):
-    cfg_tiny.report.enabled = False  # reports: tests/test_evaluation.py
     summary = train(cfg_tiny)
     dm = instantiate(cfg_tiny.data)
     dm.setup()
@@ -27,7 +26,7 @@ def test_feature_cache_equals_full_path(tmp_path, extra):
     runs = {}
     for cached in (True, False):
         cfg = compose_cfg(tmp_path / str(cached), [f"cache.features={cached}", "trainer.max_epochs=3",
-                                                   "data.n_images=160", "report.enabled=false", *extra])
+                                                   "data.n_images=160", *extra])
         runs[cached] = train(cfg).metrics
     for key in ("val/f1_micro", "test/f1_micro", "test/loss"):
         assert abs(runs[True][key] - runs[False][key]) < 1e-4, key
@@ -35,8 +34,7 @@ def test_feature_cache_equals_full_path(tmp_path, extra):
 
 def test_ensemble_reuses_its_members_cached_features(tmp_path):
     """Features are cached per backbone: after a Lite0 run, the Lite0 + Lite2 ensemble extracts Lite2 only."""
-    common = ["trainer.max_epochs=1", "data.n_images=160", f"paths.cache_dir={tmp_path / 'cache'}",
-              "report.enabled=false"]
+    common = ["trainer.max_epochs=1", "data.n_images=160", f"paths.cache_dir={tmp_path / 'cache'}"]
     train(compose_cfg(tmp_path / "single", common))
     features = tmp_path / "cache" / "features"
     single = set(features.glob("*.safetensors"))

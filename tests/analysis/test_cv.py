@@ -14,7 +14,7 @@ from imgrec.analysis.cv import comparison
 from imgrec.evaluation import Evaluation
 from imgrec.predict import load_predictor
 from imgrec.thresholds import choose_rule
-from tests.conftest import most_frequent_f1, run_cli
+from tests.conftest import most_frequent_f1, run_in_process
 
 FOLDS = 3
 
@@ -22,8 +22,8 @@ FOLDS = 3
 @pytest.fixture(scope="module")
 def cv_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     tmp = tmp_path_factory.mktemp("cv")
-    r = run_cli(["imgrec.run", "+experiment=cv", f"split.folds={FOLDS}", "split.test_fraction=0.1",
-                 "data.n_images=1200", "model.net.input_size=64", "trainer.max_epochs=6", "logger=none",
+    r = run_in_process(["imgrec.run", "+experiment=cv", f"split.folds={FOLDS}", "split.test_fraction=0.1",
+                       "data.n_images=1200", "model.net.input_size=64", "trainer.max_epochs=6", "logger=none",
                  "report.enabled=false", f"paths.log_dir={tmp}"], cwd=tmp)
     assert r.returncode == 0, r.stderr[-3000:]
     (sweep,) = (tmp / "cv" / "multiruns").iterdir()

@@ -19,7 +19,7 @@ RUNTIMES = [
     pytest.param("openvino", marks=pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
                                                       reason="openvino is not installed")),
 ]
-COMMON = ["trainer.max_epochs=3", "data.n_images=160", "report.enabled=false"]
+COMMON = ["trainer.max_epochs=3", "data.n_images=160"]
 
 
 def run(tmp_path, name: str, engine: str, caplog) -> tuple[dict, list[str]]:

@@ -25,7 +25,7 @@ def test_channels_last_backbone_computes_the_same_features():
 def test_switched_run_matches_the_plain_run(tmp_path, switch):
     """A scratch CNN trained 2 epochs with the switch on ends where the plain run ends, and its
     checkpoint keeps the plain parameter names (predict loads it without the switch)."""
-    common = ["+arch=scratch_small", "trainer.max_epochs=2", "data.n_images=160", "report.enabled=false"]
+    common = ["+arch=scratch_small", "trainer.max_epochs=2", "data.n_images=160"]
     plain = train(compose_cfg(tmp_path / "plain", common))
     switched = train(compose_cfg(tmp_path / "switched", [*common, switch]))
     for key in ("val/f1_micro", "test/loss"):
