@@ -11,7 +11,7 @@ import torch
 from pytorch_lightning.trainer.states import TrainerFn
 
 from imgrec.errors import ImgrecError
-from imgrec.io import write_json
+from imgrec.run_summary import write_pruned
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,7 @@ class OptunaPruning(pl.Callback):
             prune = self._trial.should_prune()
             if prune:
                 self._trial.set_user_attr(PRUNED_AT, epoch)
-                write_json(self.output_dir / "pruned.json",
-                           {"trial": self.number, "epoch": epoch, self.monitor: float(value)})
+                write_pruned(self.output_dir, self.number, epoch, self.monitor, float(value))
         if trainer.strategy.broadcast(prune):  # every rank stops together
             log.info("Optuna trial %d pruned after epoch %d", self.number, trainer.current_epoch)
             trainer.should_stop = True

@@ -1,5 +1,6 @@
 """A run folder's outcome: ``metrics.json`` when the run finished, ``failed.json`` when it failed in a
-sweep. This module is the one writer and reader of both files.
+sweep, and ``pruned.json`` beside ``metrics.json`` when an Optuna search stopped it early. This module
+is the one writer and reader of the three files.
 
 ``metrics.json`` is written last, so its presence marks a finished run: a restarted sweep skips it.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 from imgrec.io import write_json
 
-FINISHED, FAILED = "metrics.json", "failed.json"
+FINISHED, FAILED, PRUNED = "metrics.json", "failed.json", "pruned.json"
 
 
 @dataclass
@@ -27,17 +28,26 @@ class RunSummary:
     thresholds: dict[str, Any] = field(default_factory=dict)  # Thresholds.as_dict()
     size: dict[str, Any] = field(default_factory=dict)  # models.summary.model_size
     error: str | None = None  # set: the run failed
+    pruned_at: int | None = None  # set: an Optuna pruner stopped the run after this epoch (pruned.json)
 
     @property
     def failed(self) -> bool:
         return self.error is not None
+
+    @property
+    def status(self) -> str:
+        """What a sweep's table shows: ``ok``, ``pruned after epoch N`` or ``failed: <error>``."""
+        if self.failed:
+            return f"failed: {self.error}"
+        return "ok" if self.pruned_at is None else f"pruned after epoch {self.pruned_at}"
 
     def write(self, folder: str | Path) -> Path:
         folder = Path(folder)
         if self.failed:
             return write_json(folder / FAILED, {"error": self.error, "overrides": self.overrides})
         (folder / FAILED).unlink(missing_ok=True)
-        return write_json(folder / FINISHED, {k: v for k, v in asdict(self).items() if k != "error"})
+        outcome = {k: v for k, v in asdict(self).items() if k not in ("error", "pruned_at")}  # pruned.json's
+        return write_json(folder / FINISHED, outcome)
 
     @classmethod
     def read(cls, folder: str | Path) -> RunSummary | None:
@@ -46,8 +56,16 @@ class RunSummary:
         for name in (FINISHED, FAILED):
             if (folder / name).is_file():
                 data = json.loads((folder / name).read_text())
-                return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+                summary = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+                if (folder / PRUNED).is_file():
+                    summary.pruned_at = json.loads((folder / PRUNED).read_text())["epoch"]
+                return summary
         return None
+
+
+def write_pruned(folder: str | Path, trial: int, epoch: int, monitor: str, value: float) -> Path:
+    """Mark the run in ``folder`` as stopped by the pruner of an Optuna search after ``epoch``."""
+    return write_json(Path(folder) / PRUNED, {"trial": trial, "epoch": epoch, monitor: value})
 
 
 def clear_failure(folder: str | Path) -> None:

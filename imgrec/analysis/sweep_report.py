@@ -35,7 +35,7 @@ def table_of(folders: list[Path]) -> pd.DataFrame:
     for folder, summary in zip(folders, summaries):
         settings = [o for o in summary.overrides if o not in shared]
         row: dict[str, Any] = {"run": folder.name, "settings": " ".join(settings),
-                               "status": f"failed: {summary.error}" if summary.failed else "ok"}
+                               "status": summary.status}
         row.update({c: summary.metrics.get(c) for c in COLUMNS})
         size = summary.size  # the model's, logged at start (imgrec.models.summary.model_size)
         row.update({"params": size.get("params"), "trainable": size.get("trainable_params"),
@@ -82,6 +82,6 @@ class SweepReport(Callback):
                  config.thresholds.rules)
         if not table.empty:  # the last line names the page (imgrec.dashboard)
             print(f"dashboard: {write_dashboard(sweep_dir, metric=config.optimized_metric).resolve()}", flush=True)
-        failed = int((table["status"] != "ok").sum()) if not table.empty else 0
+        failed = int(table["status"].str.startswith("failed").sum()) if not table.empty else 0
         if failed:
             raise SystemExit(f"error: {failed} of {len(table)} runs failed (see the status column)")

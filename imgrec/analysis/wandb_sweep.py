@@ -32,7 +32,7 @@ class WandbSweepSummary(Callback):
             return
         import wandb
 
-        summary: dict[str, Any] = {"runs": len(table), "failed": int((table["status"] != "ok").sum())}
+        summary: dict[str, Any] = {"runs": len(table), "failed": int(table["status"].str.startswith("failed").sum())}
         best = best_run(sweep_dir, table, config.optimized_metric)
         if best is not None:
             run, score = best
