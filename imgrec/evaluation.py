@@ -7,7 +7,6 @@ report costs no extra pass over the data, with images or with cached features al
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytorch_lightning as pl
 from imgrec.checkpoint_meta import store_thresholds
 from imgrec.distributed import gather_in_order
 from imgrec.models.module import MultiLabelModule
-from imgrec.thresholds import Thresholds, choose_rule
+from imgrec.thresholds import ThresholdPolicy, Thresholds
 
 
 @dataclass
@@ -73,14 +72,14 @@ def _split_outputs(trainer: pl.Trainer, model: MultiLabelModule, stage: str, ind
 
 
 def evaluate_best(trainer: pl.Trainer, model: MultiLabelModule, datamodule: pl.LightningDataModule,
-                  ckpt_path: str | None, min_support: int, shrink: float, rules: Sequence[str]) -> Evaluation:
+                  ckpt_path: str | None, policy: ThresholdPolicy) -> Evaluation:
     """``datamodule`` is an image datamodule or a FeatureDataModule; both expose ``data`` and ``split``
     and serve val and test in the order of ``split.val`` and ``split.test``."""
     metrics: dict[str, float] = {}
     # validate loads the best weights once; test then runs on them as they are (no second load)
     metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0])
     val = _split_outputs(trainer, model, "val", datamodule.split.val)
-    thresholds = choose_rule(val.probs, val.targets, min_support, shrink, rules=rules)  # val only, never test
+    thresholds = policy.choose(val.probs, val.targets)  # val only, never test
     model.set_thresholds(thresholds)
     metrics.update(trainer.test(model, datamodule=datamodule, verbose=False)[0])
     test = _split_outputs(trainer, model, "test", datamodule.split.test)

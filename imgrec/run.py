@@ -32,6 +32,7 @@ from imgrec.models.export import export_safetensors
 from imgrec.models.transfer import TransferNet
 from imgrec.provenance import write_provenance
 from imgrec.run_summary import RunSummary, clear_failure
+from imgrec.thresholds import ThresholdPolicy
 from imgrec.wandb_start import start_wandb
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def train(cfg: DictConfig) -> RunSummary:
     out = Path(cfg.paths.output_dir)
     check_optimized_metric(cfg.optimized_metric)
     check_setting(cfg.cache.engine)  # before the data are read
+    policy: ThresholdPolicy = instantiate(cfg.thresholds)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule: MultiLabelDataModule = instantiate(cfg.data)
     datamodule.setup("fit")  # reads and checks every input before any model is built
@@ -78,8 +80,7 @@ def train(cfg: DictConfig) -> RunSummary:
     log.info("fit: %d epoch(s) in %.0f s, best %s %.4f", trainer.current_epoch, time.time() - start,
              cfg.optimized_metric, float("nan") if score is None else float(score))
     ckpt = best or None
-    evaluation = evaluate_best(trainer, model, datamodule, ckpt, cfg.thresholds.min_support,
-                               cfg.thresholds.shrink, cfg.thresholds.rules)
+    evaluation = evaluate_best(trainer, model, datamodule, ckpt, policy)
     metrics = evaluation.metrics
     log.info("thresholds: rule %s fitted on val (global %.2f)", evaluation.thresholds.rule,
              evaluation.thresholds.global_threshold)
@@ -88,7 +89,7 @@ def train(cfg: DictConfig) -> RunSummary:
         if cfg.report.enabled:
             context = run_context(out, datamodule.data, datamodule.split, len(datamodule.train_indices),
                                   f"best `{cfg.optimized_metric}` over {trainer.current_epoch} epochs", best)
-            report = write_run_report(out, evaluation, datamodule.data.images, context, cfg.thresholds.min_support,
+            report = write_run_report(out, evaluation, datamodule.data.images, context, policy.min_support,
                                       cfg.report.gallery)
             log_to_wandb(report, trainer.loggers)
     summary = RunSummary(task_overrides(), {k: float(v) for k, v in metrics.items()}, trainer.current_epoch,

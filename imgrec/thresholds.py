@@ -98,10 +98,7 @@ def fit_thresholds(probs: np.ndarray, targets: np.ndarray, min_support: int, shr
     threshold: a per-label F1 optimum over a handful of positives is mostly noise. ``shrink`` > 0 pulls
     each per-label threshold toward the global one as if ``shrink`` more positives sat at the global
     optimum: ``(n_j t_j + shrink t) / (n_j + shrink)``."""
-    if min_support < 1:
-        raise ImgrecError(f"thresholds.min_support={min_support}: must be at least 1")
-    if shrink < 0:
-        raise ImgrecError(f"thresholds.shrink={shrink}: must be non-negative")
+    check_fit_settings(min_support, shrink)
     probs, targets = np.asarray(probs), np.asarray(targets)
     global_threshold, _ = best_f1_threshold(probs, targets)
     support = targets.sum(0)
@@ -140,13 +137,46 @@ def choose_rule(probs: np.ndarray, targets: np.ndarray, min_support: int, shrink
     """Thresholds fitted on all of ``probs`` with the one of ``rules`` that scores best cross-fitted
     (``scores`` holds every rule's). ``groups``: the CV folds of out-of-fold predictions; else ``folds``
     seeded random parts (a single run's val)."""
-    rules = [str(r) for r in rules]  # a YAML 0.5 arrives as a float
-    if not rules or set(rules) - set(RULES):
-        raise ImgrecError(f"thresholds.rules={rules}: expected some of {', '.join(RULES)}")
+    rules = checked_rules(rules)
     if groups is None:
         groups = random_groups(len(probs), max(2, min(folds, len(probs))), seed)
     scores = cross_fitted_scores(probs, targets, groups, min_support, shrink)
     return replace(fit_thresholds(probs, targets, min_support, shrink), rule=best_rule(scores, rules), scores=scores)
+
+
+def check_fit_settings(min_support: int, shrink: float) -> None:
+    if min_support < 1:
+        raise ImgrecError(f"thresholds.min_support={min_support}: must be at least 1")
+    if shrink < 0:
+        raise ImgrecError(f"thresholds.shrink={shrink}: must be non-negative")
+
+
+def checked_rules(rules: Sequence[object]) -> list[str]:
+    """``rules`` as strings (a YAML 0.5 arrives as a float), each one of :data:`RULES`."""
+    names = [str(r) for r in rules]
+    if not names or set(names) - set(RULES):
+        raise ImgrecError(f"thresholds.rules={names}: expected some of {', '.join(RULES)}")
+    return names
+
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    """The ``thresholds`` config block, built with ``instantiate(cfg.thresholds)`` when a run starts,
+    so that a bad value stops it before training: the val positives a label needs for a threshold of
+    its own, the pull of per-label thresholds toward the global one, and the rules that compete for the
+    one applied (see :func:`choose_rule`)."""
+
+    min_support: int
+    shrink: float
+    rules: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        check_fit_settings(self.min_support, self.shrink)
+        object.__setattr__(self, "rules", tuple(checked_rules(self.rules)))
+
+    def choose(self, probs: np.ndarray, targets: np.ndarray, groups: np.ndarray | None = None) -> Thresholds:
+        """:func:`choose_rule` with this policy's settings."""
+        return choose_rule(probs, targets, self.min_support, self.shrink, groups=groups, rules=self.rules)
 
 
 def best_rule(scores: dict[str, float], rules: Sequence[str]) -> str:

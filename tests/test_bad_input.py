@@ -82,6 +82,14 @@ def test_unwritable_output_folder(tmp_path):
     assert_one_line_error(r, f"paths.log_dir={blocker / 'logs'}", "cannot write")
 
 
+@pytest.mark.parametrize(("override", "fragment"), [
+    ("thresholds.min_support=0", "thresholds.min_support=0: must be at least 1"),
+    ("thresholds.rules=[median]", "thresholds.rules=['median']: expected some of 0.5, global, per_label"),
+])
+def test_bad_threshold_setting_stops_before_training(run_on, course, override, fragment):
+    assert_one_line_error(run_on(course, override), fragment)
+
+
 def test_fewer_images_than_the_split_needs(run_on, tmp_path):
     from imgrec.data.synthetic import make_synthetic, write_course_format
 

@@ -77,10 +77,11 @@ def test_test_split_never_influences_thresholds(tmp_path):
     trainer = pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.fit(model, datamodule=datamodule)
-    first = evaluate_best(trainer, model, datamodule, None, 3, 0.0, cfg.thresholds.rules)
+    policy = instantiate(cfg.thresholds, min_support=3)
+    first = evaluate_best(trainer, model, datamodule, None, policy)
     test_rows = images.split.test
     images.data.targets[test_rows] = np.random.default_rng(0).permutation(images.data.targets[test_rows])
-    second = evaluate_best(trainer, model, datamodule, None, 3, 0.0, cfg.thresholds.rules)
+    second = evaluate_best(trainer, model, datamodule, None, policy)
     assert np.array_equal(first.thresholds.per_class, second.thresholds.per_class)
     assert first.thresholds.global_threshold == second.thresholds.global_threshold
     assert first.metrics["test/f1_micro"] != second.metrics["test/f1_micro"]  # the test labels did change

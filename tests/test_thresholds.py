@@ -1,11 +1,15 @@
 import numpy as np
 import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
 
+from imgrec.config import CONF_DIR
 from imgrec.errors import ImgrecError
 from imgrec.thresholds import (
     DEFAULT_RULES,
     RULES,
+    ThresholdPolicy,
     Thresholds,
     best_f1_threshold,
     choose_rule,
@@ -93,6 +97,15 @@ def test_per_label_is_a_candidate_only_when_asked():
     assert set(default.scores) == set(RULES)  # every rule is still scored, for the record
     with pytest.raises(ImgrecError, match=r"thresholds.rules=\['0.5', 'median'\]: expected some of"):
         choose_rule(shifted, y, 10, rules=[0.5, "median"])
+
+
+def test_the_config_block_is_a_policy_that_chooses_like_choose_rule():
+    shifted, y = _scores(600, np.array([-3.0, 0.0, 3.0, 0.0]), seed=1)
+    cfg = OmegaConf.load(CONF_DIR / "config.yaml").thresholds
+    policy = instantiate(cfg, shrink=2.0)
+    assert policy == ThresholdPolicy(10, 2.0, ("0.5", "global"))  # a YAML list, and 0.5 as text
+    chosen, direct = policy.choose(shifted, y), choose_rule(shifted, y, 10, 2.0)
+    assert chosen.rule == direct.rule and np.array_equal(chosen.per_class, direct.per_class)
 
 
 def test_choose_rule_keeps_0_5_unless_a_fitted_rule_beats_it_held_out():

@@ -17,7 +17,6 @@ which flags every difference from the best setting that is smaller than the fold
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from imgrec.checkpoint_meta import read_checkpoint, write_checkpoint
 from imgrec.evaluation import Evaluation
 from imgrec.io import write_json, write_text
 from imgrec.run_summary import RunSummary, run_folders
-from imgrec.thresholds import Thresholds, choose_rule
+from imgrec.thresholds import ThresholdPolicy, Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -146,12 +145,12 @@ def per_label_table(folds: list[Fold], oof: OutOfFold, thresholds: Thresholds,
     return table
 
 
-def aggregate(folds: list[Fold], out: Path, min_support: int, shrink: float, rules: Sequence[str]) -> dict:
+def aggregate(folds: list[Fold], out: Path, policy: ThresholdPolicy) -> dict:
     """Write the CV outputs of one setting's folds into ``out``; returns ``cv.json``'s content."""
     ev = folds[0].evaluation
     oof = out_of_fold(folds)
     oof.save(out / "oof.npz", ev.names, ev.label_names)
-    thresholds = choose_rule(oof.probs, oof.targets, min_support, shrink, groups=oof.folds, rules=rules)
+    thresholds = policy.choose(oof.probs, oof.targets, groups=oof.folds)
     metrics = fold_metrics(folds)
     test = ev.test  # the same held-out test split in every fold
     final = average_checkpoints(folds, thresholds, out / "final.ckpt")
@@ -224,7 +223,7 @@ def comparison(results: dict[str, dict], metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_cv(sweep_dir: Path, metric: str, min_support: int, shrink: float, rules: Sequence[str]) -> dict[str, dict]:
+def write_cv(sweep_dir: Path, metric: str, policy: ThresholdPolicy) -> dict[str, dict]:
     """Aggregate every setting of a sweep whose runs are folds; nothing when none are."""
     groups = fold_groups(sweep_dir)
     results = {}
@@ -234,7 +233,7 @@ def write_cv(sweep_dir: Path, metric: str, min_support: int, shrink: float, rule
             continue
         out = sweep_dir if len(groups) == 1 else sweep_dir / f"cv_{k}"
         out.mkdir(exist_ok=True)
-        results[setting] = result = aggregate(load_folds(folders), out, min_support, shrink, rules)
+        results[setting] = result = aggregate(load_folds(folders), out, policy)
         log.info("cv %s: %s %s over %d folds; OOF thresholds %s; %s", setting or "defaults", metric,
                  pm(result["metrics"][metric]), result["folds"], result["thresholds"]["threshold_rule"], out / "cv.md")
     if len(results) > 1:

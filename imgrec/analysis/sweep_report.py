@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from imgrec.analysis.cv import write_cv
@@ -78,8 +79,7 @@ class SweepReport(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         table = write_results(sweep_dir, config.optimized_metric)
-        write_cv(sweep_dir, config.optimized_metric, config.thresholds.min_support, config.thresholds.shrink,
-                 config.thresholds.rules)
+        write_cv(sweep_dir, config.optimized_metric, instantiate(config.thresholds))
         if not table.empty:  # the last line names the page (imgrec.dashboard)
             print(f"dashboard: {write_dashboard(sweep_dir, metric=config.optimized_metric).resolve()}", flush=True)
         failed = int(table["status"].str.startswith("failed").sum()) if not table.empty else 0
