@@ -17,6 +17,7 @@ from tests.conftest import TINY, compose_cfg, run_cli, run_in_process
 QUICK = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.n_images"))] + [
     "trainer.max_epochs=1", "data.n_images=80"]
 
+
 def rows(sweep: Path) -> list[dict[str, str]]:
     return list(csv.DictReader((sweep / "results.csv").open()))
 

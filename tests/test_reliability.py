@@ -191,15 +191,11 @@ def test_same_seed_same_metrics_and_run_records(tmp_path):
     torch.load(a.checkpoint, weights_only=True)  # loads without unpickling arbitrary objects
 
 
-def test_wandb_api_key_never_written(tmp_path):
+def test_wandb_api_key_never_written(tmp_path, monkeypatch):
     secret = "imgrec-test-secret-0123456789abcdef0123456789abcdef"
-    env_backup = os.environ.get("WANDB_API_KEY")
-    os.environ["WANDB_API_KEY"] = secret
-    try:
-        r = run_in_process(["imgrec.run", f"hydra.run.dir={tmp_path / 'run'}", *TINY, "logger=wandb",
-                           "trainer.max_epochs=1"], cwd=tmp_path)
-    finally:
-        os.environ.pop("WANDB_API_KEY") if env_backup is None else os.environ.__setitem__("WANDB_API_KEY", env_backup)
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    r = run_in_process(["imgrec.run", f"hydra.run.dir={tmp_path / 'run'}", *TINY, "logger=wandb",
+                        "trainer.max_epochs=1"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert secret not in r.stdout + r.stderr
     for path in (tmp_path / "run").rglob("*"):

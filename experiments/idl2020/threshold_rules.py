@@ -16,10 +16,9 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from experiments.idl2020.runs import PER_LABEL_MIN_SUPPORT as MIN_SUPPORT
 from imgrec.evaluation import Evaluation
 from imgrec.thresholds import DEFAULT_RULES, RULES, best_rule, choose_rule
-
-MIN_SUPPORT = 10  # thresholds.min_support's default
 
 
 def policies(ev: Evaluation) -> dict[str, float]:

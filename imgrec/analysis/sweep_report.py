@@ -45,6 +45,11 @@ def table_of(folders: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def failed_runs(table: pd.DataFrame) -> int:
+    """Runs that failed (``failed.json``); a run that Optuna pruned was evaluated and counts as finished."""
+    return int(table["status"].str.startswith("failed").sum()) if not table.empty else 0
+
+
 # The console's short table: the columns a person compares (results.md/.csv keep them all).
 CONSOLE = {"settings": "setting", "val/f1_micro": "val F1", "test/f1_micro": "test F1", "test/precision": "test P",
            "test/recall": "test R", "test_tuned/f1_micro": "tuned F1", "seconds": "s"}
@@ -82,6 +87,6 @@ class SweepReport(Callback):
         write_cv(sweep_dir, config.optimized_metric, instantiate(config.thresholds))
         if not table.empty:  # the last line names the page (imgrec.dashboard)
             print(f"dashboard: {write_dashboard(sweep_dir, metric=config.optimized_metric).resolve()}", flush=True)
-        failed = int(table["status"].str.startswith("failed").sum()) if not table.empty else 0
+        failed = failed_runs(table)
         if failed:
             raise SystemExit(f"error: {failed} of {len(table)} runs failed (see the status column)")

@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from imgrec.analysis.sweep_compare import best_run
-from imgrec.analysis.sweep_report import collect
+from imgrec.analysis.sweep_report import collect, failed_runs
 from imgrec.resolvers import run_id
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class WandbSweepSummary(Callback):
             return
         import wandb
 
-        summary: dict[str, Any] = {"runs": len(table), "failed": int(table["status"].str.startswith("failed").sum())}
+        summary: dict[str, Any] = {"runs": len(table), "failed": failed_runs(table)}
         best = best_run(sweep_dir, table, config.optimized_metric)
         if best is not None:
             run, score = best
