@@ -1,4 +1,4 @@
-"""6. Engines for frozen-feature extraction on the CPU: images/s of each engine of ``imgrec.engines`` on the
+"""6. Engines for frozen-feature extraction on the CPU: images/s of each engine of ``imgrec.features.engines`` on the
 real path (decoded uint8 images -> NCHW batches -> resize + normalise + network), for Lite0, Lite2 and
 their ensemble at 128 px and at native size (224 / 260 px).
 
@@ -20,7 +20,7 @@ from bench.common import IDL_DEV, Result
 from imgrec.data.images import decode_images
 from imgrec.data.readers import list_images
 from imgrec.data.synthetic import make_synthetic
-from imgrec.engines import ENGINES, features_fn
+from imgrec.features.engines import ENGINES, features_fn
 from imgrec.models.backbones import create_backbone
 
 NATIVE = {"efficientnet_lite0": 224, "efficientnet_lite2": 260}

@@ -1,7 +1,7 @@
 """5. The real feature-extraction path against the backbone's best case, side by side.
 
 Best case: one batch already in memory, pushed through the backbone again and again (as ``backbone``
-does). Real path: ``imgrec.data.feature_extraction.extract`` over the dataset (batches gathered from the uint8
+does). Real path: ``imgrec.features.extraction.extract`` over the dataset (batches gathered from the uint8
 array, chunk files written). For reference also the former per-item path: a DataLoader over
 ``ImageSet`` (a copy and permute per image, default collation into contiguous NCHW). The three are
 interleaved, repeat by repeat, so that load from other processes hits them alike; medians are reported.
@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 
 from bench.common import Result
 from imgrec.data.datamodule import ImageSet
-from imgrec.data.feature_extraction import backbone_encoder, extract
 from imgrec.data.synthetic import make_synthetic
+from imgrec.features.extraction import backbone_encoder, extract
 from imgrec.models.backbones import create_backbone
 
 BATCH = 64

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import IDL_DEV, Result, timer_overrides
-from imgrec.config import compose_config
+from imgrec.config.compose import compose_config
 from imgrec.run import train
 
 

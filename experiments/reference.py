@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imgrec.run_summary import RunSummary, finished_runs
+from imgrec.training.run_summary import RunSummary, finished_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "experiments"
@@ -65,8 +65,8 @@ def command(name: str, exp: Experiment) -> list[str]:
 
 def known_missing_section(run: Path, drop_rate: float) -> list[str]:
     """How many of the labels dropped from the test annotations the candidate list recovers."""
-    from imgrec.analysis.run_folder import load_run
     from imgrec.data.synthetic import make_synthetic
+    from imgrec.reporting.run_folder import load_run
 
     ev = load_run(run)
     n = len(ev.names)

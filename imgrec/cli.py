@@ -1,6 +1,6 @@
 """The ``imgrec`` command: ``imgrec run|predict|export [hydra overrides]`` and ``imgrec synthetic``.
 
-``imgrec predict model=<file.onnx> ...`` goes to :mod:`imgrec.onnx_predict`, decided here before anything
+``imgrec predict model=<file.onnx> ...`` goes to :mod:`imgrec.inference.onnx_predict`, decided here before anything
 imports torch, Lightning or Hydra."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ USAGE = """usage: imgrec <command> [args]
 commands:
   run [overrides]        train, validate and test (same as python -m imgrec.run)
   predict [overrides]    predict a folder of images from a checkpoint (python -m imgrec.predict)
-                         or, with model=<file.onnx>, on onnxruntime alone (python -m imgrec.onnx_predict)
-  export [overrides]     ckpt=<file> format=onnx|safetensors [out=<file>] (python -m imgrec.onnx_export)
+                         or, with model=<file.onnx>, on onnxruntime alone (python -m imgrec.inference.onnx_predict)
+  export [overrides]     ckpt=<file> format=onnx|safetensors [out=<file>] (python -m imgrec.export)
   synthetic --out DIR    write the embedded synthetic dataset to DIR in the course format
   dashboard PATH         write PATH/dashboard.html for a run, sweep or CV folder (one offline page)
 """
@@ -34,8 +34,8 @@ def synthetic(argv: list[str]) -> None:
 
 
 def dashboard(argv: list[str]) -> None:
-    from imgrec.dashboard.page import write_dashboard
-    from imgrec.errors import ImgrecError
+    from imgrec.reporting.dashboard.page import write_dashboard
+    from imgrec.utils.errors import ImgrecError
 
     parser = argparse.ArgumentParser(prog="imgrec dashboard", description="Write one offline HTML dashboard.")
     parser.add_argument("path", help="a run, sweep or cross-validation folder")
@@ -62,14 +62,14 @@ def main(argv: list[str] | None = None) -> None:
         dashboard(rest)
         return
     if command == "predict" and any(arg.startswith("model=") for arg in rest):
-        from imgrec.onnx_predict import main as onnx_predict_main
+        from imgrec.inference.onnx_predict import main as onnx_predict_main
 
         onnx_predict_main(rest)
         return
     if command not in ("run", "predict", "export"):
         raise SystemExit(f"imgrec: unknown command {command!r}\n{USAGE}")
-    from imgrec.config import require_conf
-    from imgrec.errors import exit_on_user_error
+    from imgrec.config.compose import require_conf
+    from imgrec.utils.errors import exit_on_user_error
 
     exit_on_user_error(require_conf)
     sys.argv = [f"imgrec {command}", *rest]  # Hydra reads its overrides from sys.argv
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
 
         run_cli()
     elif command == "export":
-        from imgrec.onnx_export import main as export_main
+        from imgrec.export import main as export_main
 
         export_main()
     else:

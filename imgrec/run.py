@@ -18,22 +18,22 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imgrec import console, resolvers
-from imgrec.analysis.run_report import log_to_wandb, run_context, write_run_report
-from imgrec.config import CONF_DIR, check_cli
+from imgrec.config.compose import CONF_DIR, check_cli, resolvers
 from imgrec.data.datamodule import MultiLabelDataModule
-from imgrec.data.features import FeatureDataModule
-from imgrec.distributed import end_job
-from imgrec.engines import check_setting
-from imgrec.errors import ImgrecError, user_error
-from imgrec.evaluation import evaluate_best
-from imgrec.metrics import check_optimized_metric
+from imgrec.evaluation.metrics import check_optimized_metric
+from imgrec.evaluation.thresholds import ThresholdPolicy
+from imgrec.features.cache import FeatureDataModule
+from imgrec.features.engines import check_setting
 from imgrec.models.export import export_safetensors
 from imgrec.models.transfer import TransferNet
-from imgrec.provenance import write_provenance
-from imgrec.run_summary import RunSummary, clear_failure
-from imgrec.thresholds import ThresholdPolicy
-from imgrec.wandb_start import start_wandb
+from imgrec.reporting.run_report import log_to_wandb, run_context, write_run_report
+from imgrec.training.distributed import end_job
+from imgrec.training.evaluate import evaluate_best
+from imgrec.training.provenance import write_provenance
+from imgrec.training.run_summary import RunSummary, clear_failure
+from imgrec.training.wandb_start import start_wandb
+from imgrec.utils import console
+from imgrec.utils.errors import ImgrecError, user_error
 
 log = logging.getLogger(__name__)
 resolvers.register()

@@ -17,7 +17,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from imgrec.config import compose_config
+from imgrec.config.compose import compose_config
 from imgrec.data.synthetic import make_synthetic, write_course_format
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def course_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def child_env() -> dict[str, str]:
     """This process's environment for a subprocess, as a user's new command would have it: without the
-    launch id an in-process config set here (``imgrec.resolvers``), and without this process's W&B
+    launch id an in-process config set here (``imgrec.config.resolvers``), and without this process's W&B
     service (``WANDB_SERVICE``, set by an in-process W&B run), which would otherwise serve the child's runs
     too and hold a killed child's run id as long as this process lives."""
     return {k: v for k, v in os.environ.items() if k not in ("IMGREC_LAUNCH_ID", "WANDB_SERVICE")}

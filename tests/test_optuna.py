@@ -1,5 +1,5 @@
 """hparams_search=optuna: a seeded TPE search over Optuna's ask/tell API, kept in SQLite in its sweep folder,
-resumable, with pruning (hydra_plugins/imgrec_optuna_sweeper, imgrec.callbacks.OptunaPruning)."""
+resumable, with pruning (hydra_plugins/imgrec_optuna_sweeper, imgrec.training.callbacks.OptunaPruning)."""
 
 from __future__ import annotations
 

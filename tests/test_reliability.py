@@ -17,10 +17,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from imgrec.callbacks import AugmentationState, FiniteLoss
-from imgrec.config import compose_config
-from imgrec.errors import ImgrecError
+from imgrec.config.compose import compose_config
 from imgrec.run import train
+from imgrec.training.callbacks import AugmentationState, FiniteLoss
+from imgrec.utils.errors import ImgrecError
 from tests.conftest import TINY, child_env, compose_cfg, run_in_process
 
 # Uncached, so that an epoch takes long enough to be killed in the middle of one.

@@ -1,6 +1,6 @@
 """REPORT.md's cross-validated findings: the study's claims re-checked over 5 folds (``*-cv`` steps).
 
-Each setting of a ``*-cv`` step is a 5-fold CV (``imgrec.analysis.cv`` wrote its ``cv.json``). Settings
+Each setting of a ``*-cv`` step is a 5-fold CV (``imgrec.reporting.cv`` wrote its ``cv.json``). Settings
 of a step share their folds, so two settings are compared fold by fold: the mean of the per-fold
 differences ± their std. A difference is a finding only when its mean exceeds that std.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imgrec.run_summary import RunSummary
+from imgrec.training.run_summary import RunSummary
 
 CV_STEPS = {
     # §4.1 on folds: split; + augmentation; + augmentation + oversampling (Lite0, 128 px, frozen).

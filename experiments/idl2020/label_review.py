@@ -27,8 +27,8 @@ from experiments.idl2020.reproduce import BASELINE, COMMON, SHARED, multirun
 from experiments.idl2020.runs import PER_LABEL_MIN_SUPPORT as MIN_SUPPORT
 from experiments.idl2020.runs import load_runs
 from imgrec.data.corrections import COLUMNS, Correction, Corrections, read_corrections
-from imgrec.evaluation import Evaluation
-from imgrec.thresholds import choose_rule
+from imgrec.evaluation.thresholds import choose_rule
+from imgrec.training.evaluate import Evaluation
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 from sklearn.metrics import f1_score
 
-from imgrec.run_summary import RunSummary
+from imgrec.training.run_summary import RunSummary
 
 
 def refit(features: torch.Tensor, targets: torch.Tensor, epochs: int, seed: int) -> torch.nn.Linear:

@@ -32,11 +32,11 @@ from experiments.idl2020.runs import (
     threshold_scores,
     unlabelled,
 )
-from imgrec.analysis import plots
-from imgrec.analysis.run_report import ERROR_ANALYSIS, REPORT_DIR
-from imgrec.dashboard.thumbnails import FILE as THUMBNAILS
+from imgrec.reporting import plots
+from imgrec.reporting.dashboard.thumbnails import FILE as THUMBNAILS
+from imgrec.reporting.run_report import ERROR_ANALYSIS, REPORT_DIR
 
-# Course photos stay out of git: the galleries, and the dashboard's thumbnails (imgrec.dashboard.thumbnails).
+# Course photos stay out of git: the galleries, and the dashboard's thumbnails (imgrec.reporting.dashboard.thumbnails).
 COURSE_IMAGES = ("worst_images.png", "missing_label_candidates.png", THUMBNAILS)
 PREPROC_NAMES = {"split": "split only", "augment": "+ augmentation",
                  "augment_oversample": "+ augmentation + oversampling"}

@@ -24,7 +24,7 @@ from pathlib import Path
 from experiments.idl2020.cv_findings import CV_STEPS, FOLDS
 from experiments.idl2020.report import write_report
 from experiments.idl2020.runs import final_model, load_runs
-from imgrec.io import write_json
+from imgrec.utils.io import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"

@@ -12,10 +12,10 @@ import pandas as pd
 from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
 
-from imgrec.checkpoint_meta import read_checkpoint
-from imgrec.evaluation import Evaluation
-from imgrec.run_summary import RunSummary, run_folders
-from imgrec.thresholds import DEFAULT_RULES, best_rule, cross_fitted_scores, random_groups
+from imgrec.evaluation.thresholds import DEFAULT_RULES, best_rule, cross_fitted_scores, random_groups
+from imgrec.models.checkpoint import read_checkpoint
+from imgrec.training.evaluate import Evaluation
+from imgrec.training.run_summary import RunSummary, run_folders
 
 PER_LABEL_MIN_SUPPORT = 10  # thresholds.min_support's default: labels with 10 val positives get their own
 SINGLE_SEED_STEPS = ("preproc", "transfer", "balancing", "scratch", "finetune")

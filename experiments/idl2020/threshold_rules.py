@@ -2,7 +2,7 @@
 
 Every finished run under the folders (their ``predictions.npz``) is re-scored: thresholds fitted on its
 val outputs, applied to its test outputs, under each policy: a fixed rule (0.5, global, per-label), or
-the rule :func:`imgrec.thresholds.choose_rule` picks by 5-fold cross-fitting on val among all three
+the rule :func:`imgrec.evaluation.thresholds.choose_rule` picks by 5-fold cross-fitting on val among all three
 rules or among 0.5 and global (the default ``thresholds.rules``). Prints, per policy, the mean test
 micro F1 and its difference from 0.5 over the runs (mean, std, wins and losses), and how often the
 three-way choice picked per-label. Test never chooses anything here; it only scores.
@@ -17,8 +17,8 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from experiments.idl2020.runs import PER_LABEL_MIN_SUPPORT as MIN_SUPPORT
-from imgrec.evaluation import Evaluation
-from imgrec.thresholds import DEFAULT_RULES, RULES, best_rule, choose_rule
+from imgrec.evaluation.thresholds import DEFAULT_RULES, RULES, best_rule, choose_rule
+from imgrec.training.evaluate import Evaluation
 
 
 def policies(ev: Evaluation) -> dict[str, float]:

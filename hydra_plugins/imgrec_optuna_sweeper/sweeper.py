@@ -3,7 +3,7 @@
 Each batch asks ``n_jobs`` trials, launches them together through Hydra's launcher (trial ``k`` runs
 as job ``k``, so in ``<sweep folder>/<k>``) and tells each result: the run's return value, FAIL when
 the run failed (returned None or raised), PRUNED when the run's pruning callback
-(:class:`imgrec.callbacks.OptunaPruning`) stopped it. The study lives in ``storage`` (SQLite in the
+(:class:`imgrec.training.callbacks.OptunaPruning`) stopped it. The study lives in ``storage`` (SQLite in the
 sweep folder), so running the same sweep again continues it up to ``n_trials`` in all.
 
 Optuna is imported lazily: Hydra imports every module under ``hydra_plugins`` at start-up.
@@ -128,7 +128,7 @@ class OptunaSweeper(Sweeper):
         """Record a run's outcome: PRUNED if its pruning callback stopped it, FAIL if it failed."""
         from optuna.trial import TrialState
 
-        from imgrec.callbacks import PRUNED_AT
+        from imgrec.training.callbacks import PRUNED_AT
 
         try:
             value = ret.return_value  # raises the run's exception if it raised

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from imgrec.data.record import Dataset
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 
 COLUMNS = ("image", "label", "action", "verdict")
 ACTIONS = ("add", "remove")

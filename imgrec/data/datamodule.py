@@ -19,7 +19,7 @@ from imgrec.data.record import Dataset
 from imgrec.data.sampler import EpochShuffleSampler
 from imgrec.data.split import KFoldSplit, RandomSplit, Split, StratifiedSplit
 from imgrec.data.synthetic import make_synthetic
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from imgrec.data.images import decode_images
-from imgrec.io import write_json
+from imgrec.utils.io import write_json
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from imgrec.data.image_cache import load_images
 from imgrec.data.record import Dataset
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStratifiedShuffleSplit
 
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from imgrec.data.readers import read_annotation_file
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 
 
 def annotation_targets(folder: str | Path, n_images: int | None = None) -> tuple[np.ndarray, list[str]]:

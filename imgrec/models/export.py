@@ -8,12 +8,12 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from imgrec.checkpoint_meta import read_checkpoint
+from imgrec.models.checkpoint import read_checkpoint
 
 
 def export_safetensors(checkpoint: str | Path, out: str | Path) -> Path:
     """The ``net`` weights of a Lightning checkpoint, with the label names, thresholds and net config
-    (the checkpoint's :class:`~imgrec.checkpoint_meta.CheckpointMeta`) as string metadata."""
+    (the checkpoint's :class:`~imgrec.models.checkpoint.CheckpointMeta`) as string metadata."""
     meta, ckpt = read_checkpoint(checkpoint)
     weights = {k.removeprefix("net."): v.contiguous() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     hparams = meta.to_hparams()

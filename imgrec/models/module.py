@@ -12,11 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics import MetricCollection
 
-from imgrec.checkpoint_meta import CheckpointMeta
-from imgrec.metrics import build_metrics, build_per_class_f1, thresholded_metrics
+from imgrec.evaluation.metrics import build_metrics, build_per_class_f1, thresholded_metrics
+from imgrec.evaluation.thresholds import Thresholds
+from imgrec.models.checkpoint import CheckpointMeta
 from imgrec.models.summary import backbones_of, format_size, model_size
 from imgrec.models.transfer import TransferNet, UnfreezeBackbones
-from imgrec.thresholds import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class MultiLabelModule(pl.LightningModule):
     """``net`` is a factory taking ``num_classes`` (a Hydra ``_partial_``), so the label count comes
     from the data. ``meta`` is the run's part of what a checkpoint carries to predict (``net_config``,
-    ``data_fingerprint``, ``image_size``): see :class:`imgrec.checkpoint_meta.CheckpointMeta`.
+    ``data_fingerprint``, ``image_size``): see :class:`imgrec.models.checkpoint.CheckpointMeta`.
 
     Tuned decision thresholds, once set (:meth:`set_thresholds`, or those of a loaded checkpoint), are
     applied in test beside 0.5: ``test_tuned/f1_micro`` next to ``test/f1_micro``.
@@ -61,7 +61,7 @@ class MultiLabelModule(pl.LightningModule):
         return self.net.forward_head(x) if self.on_features else self.net(x)
 
     def train_on_features(self) -> None:
-        """Batches will be the frozen backbones' cached features (imgrec.data.features), not images: the
+        """Batches will be the frozen backbones' cached features (imgrec.features.cache), not images: the
         steps run the net's head only. The checkpoint's net still takes images (predict, export)."""
         self.on_features = True
 

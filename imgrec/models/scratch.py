@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from imgrec.errors import ImgrecError
 from imgrec.models.backbones import Backbone
 from imgrec.models.heads import Head
+from imgrec.utils.errors import ImgrecError
 
 BLOCKS = ("residual", "inception")
 

@@ -13,9 +13,9 @@ from pytorch_lightning.callbacks import BaseFinetuning
 from torch import nn
 from torch.optim import Optimizer
 
-from imgrec.errors import ImgrecError
 from imgrec.models.backbones import Backbone
 from imgrec.models.heads import Head
+from imgrec.utils.errors import ImgrecError
 
 
 class TransferNet(nn.Module):

@@ -7,8 +7,8 @@ from hydra.utils import instantiate
 
 from imgrec.data.corrections import apply_corrections, read_corrections
 from imgrec.data.synthetic import make_synthetic
-from imgrec.errors import ImgrecError
-from imgrec.provenance import write_provenance
+from imgrec.training.provenance import write_provenance
+from imgrec.utils.errors import ImgrecError
 from tests.conftest import compose_cfg
 
 

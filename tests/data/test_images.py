@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from imgrec.data.images import decode_image, decode_images
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 
 
 def test_zero_byte_file(tmp_path):

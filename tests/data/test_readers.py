@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from imgrec.data.readers import read_course, read_table
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from imgrec.data.datamodule import SyntheticDataModule
 from imgrec.data.sampler import EpochShuffleSampler
 from imgrec.data.split import RandomSplit
 from imgrec.data.synthetic import make_synthetic
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 
 
 def test_split_fractions_disjoint_and_seeded():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from imgrec.data.split import KFoldSplit, RandomSplit, StratifiedSplit
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 
 
 def _targets(n: int = 2000, seed: int = 0) -> np.ndarray:

@@ -3,7 +3,7 @@ import pytest
 
 from imgrec.data.stats import annotation_targets, label_table, labels_per_image
 from imgrec.data.synthetic import make_synthetic, write_course_format
-from imgrec.errors import ImgrecError
+from imgrec.utils.errors import ImgrecError
 from tests.conftest import SHARED_DATA
 
 STUDY_TABLE = {"people": 6403, "female": 3227, "portrait": 3121, "male": 2979, "clouds": 1095, "flower": 761,

@@ -2,8 +2,8 @@ import pytest
 import timm
 import torch
 
-from imgrec.errors import ImgrecError
 from imgrec.models.backbones import create_backbone
+from imgrec.utils.errors import ImgrecError
 
 
 @pytest.mark.parametrize("k", [0, 1, 2])

@@ -3,10 +3,10 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from imgrec.errors import ImgrecError
 from imgrec.models.scratch import InceptionBlock, ResidualBlock, ScratchNet, Stage, Stem
 from imgrec.models.summary import model_size
 from imgrec.run import train
+from imgrec.utils.errors import ImgrecError
 from tests.conftest import compose_cfg, most_frequent_f1
 
 

@@ -6,11 +6,11 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
-from imgrec.errors import ImgrecError
 from imgrec.models.backbones import create_backbone
 from imgrec.models.heads import Head
 from imgrec.models.module import MultiLabelModule
 from imgrec.models.transfer import TransferNet, UnfreezeBackbones
+from imgrec.utils.errors import ImgrecError
 from tests.conftest import compose_cfg
 
 

@@ -1,0 +1,60 @@
+"""When a sweep ends: its results table (markdown + CSV, :mod:`imgrec.reporting.sweep_table`), report,
+CV aggregate and dashboard."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from imgrec.reporting.cv import write_cv
+from imgrec.reporting.dashboard.page import write_dashboard
+from imgrec.reporting.sweep_compare import write_sweep_report
+from imgrec.reporting.sweep_table import collect, failed_runs
+from imgrec.utils.io import write_text
+
+log = logging.getLogger(__name__)
+
+# The console's short table: the columns a person compares (results.md/.csv keep them all).
+CONSOLE = {"settings": "setting", "val/f1_micro": "val F1", "test/f1_micro": "test F1", "test/precision": "test P",
+           "test/recall": "test R", "test_tuned/f1_micro": "tuned F1", "seconds": "s"}
+
+
+def console_table(table: pd.DataFrame) -> str:
+    short = table[list(CONSOLE)].rename(columns=CONSOLE)
+    short["s"] = short["s"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+    if (table["status"] != "ok").any():
+        short.insert(1, "status", table["status"])
+    return short.to_markdown(index=False, floatfmt=".3f")
+
+
+def write_results(sweep_dir: Path, metric: str = "val/f1_micro") -> pd.DataFrame:
+    table = collect(sweep_dir)
+    if table.empty:
+        log.warning("no finished runs in %s", sweep_dir)
+        return table
+    write_text(sweep_dir / "results.csv", table.to_csv(index=False))
+    markdown = table.to_markdown(index=False, floatfmt=".4f")
+    write_text(sweep_dir / "results.md", markdown + "\n")
+    print(f"\nResults ({sweep_dir}; every column in results.md):\n{console_table(table)}\n", flush=True)
+    write_sweep_report(sweep_dir, table, metric)  # report.md: + per-label F1 heatmap, best run's analysis
+    return table
+
+
+class SweepReport(Callback):
+    """Writes the table when a sweep ends, then exits non-zero if any run failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        table = write_results(sweep_dir, config.optimized_metric)
+        write_cv(sweep_dir, config.optimized_metric, instantiate(config.thresholds))
+        if not table.empty:  # the last line names the page
+            print(f"dashboard: {write_dashboard(sweep_dir, metric=config.optimized_metric).resolve()}", flush=True)
+        failed = failed_runs(table)
+        if failed:
+            raise SystemExit(f"error: {failed} of {len(table)} runs failed (see the status column)")

@@ -1,0 +1,96 @@
+"""Resumable, self-healing feature extraction (imgrec.features.extraction)."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from imgrec.features import extraction as F
+from imgrec.data.augment import study_pipeline
+from imgrec.data.synthetic import make_synthetic
+
+BATCH, CHUNK_BATCHES = 8, 2  # 16 images a chunk
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return make_synthetic(70, seed=1, image_size=32).images
+
+
+def encode(x: torch.Tensor) -> torch.Tensor:
+    """A cheap, position-sensitive stand-in for a backbone: per-channel means of four quadrants."""
+    assert x.dtype == torch.uint8 and x.shape[1] == 3
+    q = x.float().unfold(2, 16, 16).unfold(3, 16, 16).mean((-1, -2))
+    return q.flatten(1)
+
+
+def run(images, parts, augment=None, views=1):
+    return F.extract(encode, images, np.arange(len(images)), BATCH, parts, 12, views, augment, seed=7,
+                     chunk_batches=CHUNK_BATCHES)
+
+
+def test_batches_are_the_images_in_order(images):
+    idx = np.array([5, 1, 9, 3, 2])
+    got = torch.cat(list(F.batches(images, idx, 2)))
+    assert torch.equal(got, torch.from_numpy(images[idx]).permute(0, 3, 1, 2))
+
+
+@pytest.mark.parametrize("augmented", [False, True], ids=["plain", "augmented"])
+def test_killed_extraction_resumes_to_identical_features(images, tmp_path, monkeypatch, augmented):
+    def augment():
+        return study_pipeline(seed=0) if augmented else None
+
+    views = 2 if augmented else 1
+    whole = run(images, tmp_path / "whole", augment(), views)
+    assert whole.shape == (70, views, 12)
+    if augmented:  # the views differ from each other and from the plain images
+        assert not torch.equal(whole[:, 0], whole[:, 1])
+
+    write, written = F.write_features, []
+
+    def killed_after_three(path, tensor):
+        if len(written) == 3:
+            raise KeyboardInterrupt("killed")
+        write(path, tensor)
+        written.append(path)
+
+    monkeypatch.setattr(F, "write_features", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run(images, tmp_path / "killed", augment(), views)
+    monkeypatch.setattr(F, "write_features", write)
+    assert len(list((tmp_path / "killed").glob("*.safetensors"))) == 3
+
+    batches, calls = F.batches, []
+    monkeypatch.setattr(F, "batches", lambda *args: (calls.append(args), batches(*args))[1])
+    resumed = run(images, tmp_path / "killed", augment(), views)
+    assert torch.equal(resumed, whole)
+    chunks = -(-70 // (BATCH * CHUNK_BATCHES)) * views
+    assert len(calls) == chunks - 3  # only the missing chunks were computed
+
+
+def test_truncated_chunk_is_rebuilt(images, tmp_path, caplog):
+    whole = run(images, tmp_path / "a")
+    chunk = sorted((tmp_path / "a").glob("*.safetensors"))[1]
+    chunk.write_bytes(chunk.read_bytes()[:50])
+    with caplog.at_level(logging.WARNING):
+        again = run(images, tmp_path / "a")
+    assert torch.equal(again, whole)
+    assert [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()][0].startswith(f"features: {chunk}")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong_shape"])
+def test_damaged_feature_file_is_deleted_with_one_warning(tmp_path, caplog, damage):
+    path = tmp_path / "f.safetensors"
+    F.write_features(path, torch.ones(4, 1, 3))
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:-5])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00" * 64)
+    shape = (4, 1, 2) if damage == "wrong_shape" else (4, 1, 3)
+    with caplog.at_level(logging.WARNING):
+        assert F.read_features(path, shape) is None
+    assert not path.exists()
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    F.write_features(path, torch.ones(4, 1, 3))
+    assert torch.equal(F.read_features(path, (4, 1, 3)), torch.ones(4, 1, 3))
