@@ -28,6 +28,7 @@ from imgrec.evaluation.scores import per_class, summary
 from imgrec.evaluation.thresholds import ThresholdPolicy, Thresholds
 from imgrec.models.checkpoint import read_checkpoint, write_checkpoint
 from imgrec.reporting.label_issues import candidate_missing_labels
+from imgrec.reporting.run_report import markdown
 from imgrec.training.evaluate import Evaluation
 from imgrec.training.run_summary import RunSummary, run_folders
 from imgrec.utils.io import write_json, write_text
@@ -200,7 +201,7 @@ def cv_markdown(result: dict, per_label: pd.DataFrame) -> str:
                   f"the chosen rule; the folds' probabilities averaged score {final['fold_ensemble_test/f1_micro']:.4f}"
                   f" there; one fold model scores {pm(m['test_tuned/f1_micro'])}."]
     lines += ["", "## Per label", "", "`oof_f1`: out-of-fold F1 at the chosen thresholds; test F1 over the folds.",
-              "", per_label.to_markdown(index=False, floatfmt=".3f"), "",
+              "", markdown(per_label), "",
               f"Missing-label candidates over all of train+val: `missing_label_candidates.csv` "
               f"({result['missing_label_candidates']} rows)."]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ for the galleries are optional.
 
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,14 @@ class RunReport:
         write_text(self.path.parent / REPORT_DIR / f"{name}.csv", df.to_csv(index=index))
 
 
+def as_text(value: Any) -> Any:
+    """A table cell as markdown that shows a name (label, file) as written: markdown viewers pass HTML
+    through, so ``<``, ``>`` and ``&`` become entities; ``|`` would end the cell."""
+    return html.escape(value, quote=False).replace("|", "\\|") if isinstance(value, str) else value
+
+
 def markdown(table: pd.DataFrame, floatfmt: str = ".3f", index: bool = False) -> str:
-    return table.to_markdown(index=index, floatfmt=floatfmt)
+    return table.map(as_text).rename(index=as_text, columns=as_text).to_markdown(index=index, floatfmt=floatfmt)
 
 
 def summary_table(ev: Evaluation) -> pd.DataFrame:

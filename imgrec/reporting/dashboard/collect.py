@@ -142,10 +142,12 @@ def review_data(candidates: pd.DataFrame, thumbs: dict[str, str], images: Images
 
 
 def settings_of(table: pd.DataFrame) -> dict[str, list[str | None]]:
-    """Each swept key (``key=value`` overrides that differ between runs) with each run's value."""
+    """Each swept key (its ``key=value`` overrides differ between runs) with each run's value (None: not
+    set); nothing for one run, whose settings column lists all of its overrides."""
     parsed = [dict(o.split("=", 1) for o in str(s).split() if "=" in o) for s in table["settings"].fillna("")]
     keys = list(dict.fromkeys(k for p in parsed for k in p))
-    return {k: [p.get(k) for p in parsed] for k in keys}
+    values = {k: [p.get(k) for p in parsed] for k in keys}
+    return {k: v for k, v in values.items() if len(set(v)) > 1}
 
 
 def cv_summary(folder: Path, table: pd.DataFrame) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,15 @@ TEMPLATE = Path(__file__).with_name("template.html")
 FILE = "dashboard.html"
 
 
+# Inside a script element "</script" ends it and "<!--<script" keeps it from ending where it should: no "<"
+# (nor ">", "&") is left in the JSON, whose strings read "\u003c" as "<".
+JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def render(data: dict[str, Any]) -> str:
-    # "</" cannot end the JSON's script element early once escaped; JSON.parse reads "<\/" as "</"
-    payload = json.dumps(data, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
-    page = TEMPLATE.read_text()
-    page = page.replace("__TITLE__", html.escape(data["title"]), 1).replace("__DATA__", payload, 1)
+    payload = json.dumps(data, allow_nan=False, separators=(",", ":")).translate(JSON_ESCAPES)
+    values = {"TITLE": html.escape(data["title"]), "DATA": payload}
+    page = re.sub(r"__(TITLE|DATA)__", lambda m: values[m[1]], TEMPLATE.read_text())  # one pass: never re-read
     return page.replace("/*PLOTLY*/", get_plotlyjs(), 1)  # last: the library's text is never searched
 
 

@@ -1,43 +1,32 @@
-"""The dashboard in a real browser: Debian's chromium driven through Playwright (skipped, with the
-reason, where either is missing)."""
+"""A sweep's dashboard, and the same sweep as a CV, in a real browser (Debian's chromium driven through
+Playwright; skipped, with the reason, where either is missing), in a window 1,400 px wide."""
 
 import csv
-import shutil
+import re
 
 import numpy as np
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from imgrec.reporting.dashboard.page import FILE
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="session")  # session, like the sweep, and asked for first: no browser, no sweep
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("no chromium on PATH (Debian: apt-get install chromium); the browser tests need it")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=ARGS)
-        yield browser
-        browser.close()
+from imgrec.reporting.dashboard.page import FILE, write_dashboard
+from imgrec.reporting.sweep_table import COLUMNS
+from tests.reporting.dashboard.conftest import cv_copy, open_dashboard, past_the_window, plot_boxes
 
 
 @pytest.fixture(scope="module")
-def page(browser, sweep):
+def page(browser, sweep):  # the browser first: no browser, no sweep
     folder, _ = sweep
-    page = browser.new_page(accept_downloads=True, viewport={"width": 1300, "height": 900})
-    page.errors, page.requests = [], []
-    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.on("request", lambda r: page.requests.append(r.url) if not r.url.startswith(("file:", "data:", "blob:"))
-            else None)
-    page.goto((folder / FILE).resolve().as_uri())
-    page.wait_for_function("document.querySelectorAll('#pr path.js-line').length > 0")
+    page = open_dashboard(browser, folder / FILE)  # the page the sweep wrote
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def cv_page(browser, sweep, tmp_path_factory):
+    folder, _ = sweep
+    cv = cv_copy(folder, tmp_path_factory.mktemp("cv") / "cv", {"": ["0", "1"]})
+    page = open_dashboard(browser, write_dashboard(cv))
     yield page
     page.close()
 
@@ -49,7 +38,7 @@ def column(page, name):
 
 
 def test_page_loads_offline_without_errors(page):
-    assert page.errors == [] and page.requests == []
+    assert page.errors == [] and page.requests == [] and page.dialogs == []
 
 
 def test_runs_table_sorts_and_filters(page):
@@ -61,6 +50,29 @@ def test_runs_table_sorts_and_filters(page):
     page.fill("#filter", "lr=0.01")
     assert column(page, "settings") == ["model.optimizer.lr=0.01"]
     page.fill("#filter", "")
+
+
+def test_table_shows_whole_seconds_integer_counts_and_scores_to_4_decimals(page):
+    assert all(re.fullmatch(r"\d[\d,]*", s) for s in column(page, "seconds"))
+    assert all(re.fullmatch(r"\d+", e) for e in column(page, "epochs"))
+    assert all(re.fullmatch(r"[01]\.\d{4}", v) for c in COLUMNS for v in column(page, c))
+
+
+def overlap(a, b):
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+def test_plot_titles_clear_the_mode_bar(page):
+    boxes = plot_boxes(page, ".gtitle", ".modebar")
+    titled = {name: (title, modebar) for name, (title, modebar) in boxes.items() if title}
+    assert {"pr", "f1t", "cooc-targets", "cooc-predictions", "setting-0"} <= set(titled)
+    assert all(modebar and not overlap(title, modebar) for title, modebar in titled.values()), titled
+
+
+def test_a_cv_page_fits_the_window_with_its_mean_and_std_row(cv_page):
+    assert max(past_the_window(cv_page)) <= 0
+    assert "0.6000\n± 0.0200" in cv_page.eval_on_selector_all("#runs tfoot td", "tds => tds.map(t => t.textContent)")
+    assert cv_page.errors == [] and cv_page.requests == []
 
 
 def test_plots_render(page):

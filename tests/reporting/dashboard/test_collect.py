@@ -1,5 +1,4 @@
 import json
-import shutil
 
 import pandas as pd
 import pytest
@@ -9,6 +8,7 @@ from imgrec.reporting.dashboard.collect import GALLERY, collect_folder
 from imgrec.reporting.dashboard.page import FILE
 from imgrec.reporting.dashboard.thumbnails import data_uri
 from imgrec.utils.errors import ImgrecError
+from tests.reporting.dashboard.conftest import cv_copy
 
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -31,29 +31,19 @@ def test_run_table_and_per_label_f1_match_the_run_files(sweep):
     data = collect_folder(folder / "1")  # a run folder on its own
     metrics = json.loads((folder / "1" / "metrics.json").read_text())["metrics"]
     assert data["kind"] == "run" and data["rows"][0]["test/f1_micro"] == pytest.approx(metrics["test/f1_micro"])
+    assert data["settings"] == {}  # one run sweeps nothing, whatever its overrides
     per_label = pd.read_csv(folder / "1" / "report" / "per_label_test.csv").set_index("label")["f1"]
     assert data["runs"][0]["f1"] == pytest.approx(per_label.round(4).to_dict(), abs=1e-4)
     candidates = pd.read_csv(folder / "1" / "report" / "missing_label_candidates.csv")
     assert [c["image"] for c in data["candidates"]] == candidates["image"].head(len(data["candidates"])).tolist()
 
 
-def cv_copy(folder, dest, aggregates):
-    """The sweep as a CV: ``aggregates`` maps a subfolder ("" for the sweep itself) to its fold runs."""
-    cv = shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("checkpoints", "*.safetensors"))
-    for k, (sub, runs) in enumerate(aggregates.items()):
-        stats = {"test/f1_micro": {"mean": 0.6 + k / 10, "std": 0.02}}
-        (cv / sub).mkdir(exist_ok=True)
-        (cv / sub / "cv.json").write_text(json.dumps({"runs": [str(cv / r) for r in runs], "metrics": stats}))
-        pd.DataFrame({"image": [f"im{k + 1}.jpg"], "label": "disc", "probability": 0.9, "given_labels": "-"}).to_csv(
-            cv / sub / "missing_label_candidates.csv", index=False)
-    return cv
-
-
 def test_a_cv_folder_shows_its_aggregate_and_out_of_fold_candidates(sweep, tmp_path):
     folder, _ = sweep
     data = collect_folder(cv_copy(folder, tmp_path / "cv", {"": ["0", "1"]}))
     assert data["kind"] == "cv"
-    assert data["summary"] == [{"name": "cv", "runs": ["0", "1"], "stats": {"test/f1_micro": [0.6, 0.02]}}]
+    (summary,) = data["summary"]
+    assert (summary["name"], summary["runs"], summary["stats"]["test/f1_micro"]) == ("cv", ["0", "1"], [0.6, 0.02])
     assert [c["image"] for c in data["candidates"]] == ["im1.jpg"]  # the CV's, not the best run's
     pixels = make_synthetic(200, 0).images  # the sweep's data (data.n_images=200, data_seed 0)
     assert data["images"][data["candidates"][0]["img"]] == data_uri(pixels[0])  # read through the runs' config
