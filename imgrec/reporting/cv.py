@@ -35,6 +35,7 @@ from imgrec.utils.io import write_json, write_text
 log = logging.getLogger(__name__)
 
 FOLD = "split.fold="
+CV_JSON, OOF_NPZ, FINAL_CKPT = "cv.json", "oof.npz", "final.ckpt"  # a CV folder's (ensemble selection reads them)
 KEY_METRICS = ("f1_micro", "precision", "recall", "f1_macro", "map")  # cv.md's table; cv.json has every metric
 
 
@@ -81,6 +82,12 @@ class OutOfFold:
         np.savez_compressed(tmp, probs=self.probs, targets=self.targets, folds=self.folds, indices=self.indices,
                             names=np.array([names[i] for i in self.indices]), label_names=np.array(label_names))
         tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[OutOfFold, list[str]]:
+        """What :meth:`save` wrote, and the label names."""
+        with np.load(path) as z:
+            return cls(z["probs"], z["targets"], z["folds"], z["indices"]), z["label_names"].tolist()
 
 
 def out_of_fold(folds: list[Fold]) -> OutOfFold:
@@ -149,11 +156,11 @@ def aggregate(folds: list[Fold], out: Path, policy: ThresholdPolicy) -> dict:
     """Write the CV outputs of one setting's folds into ``out``; returns ``cv.json``'s content."""
     ev = folds[0].evaluation
     oof = out_of_fold(folds)
-    oof.save(out / "oof.npz", ev.names, ev.label_names)
+    oof.save(out / OOF_NPZ, ev.names, ev.label_names)
     thresholds = policy.choose(oof.probs, oof.targets, groups=oof.folds)
     metrics = fold_metrics(folds)
     test = ev.test  # the same held-out test split in every fold
-    final = average_checkpoints(folds, thresholds, out / "final.ckpt")
+    final = average_checkpoints(folds, thresholds, out / FINAL_CKPT)
     probs = final_test_probs(final, folds[0].folder, test.indices)
     final_scores = {} if probs is None else {
         "test/f1_micro": summary(probs, test.targets)["f1_micro"],
@@ -172,7 +179,7 @@ def aggregate(folds: list[Fold], out: Path, policy: ThresholdPolicy) -> dict:
                   "fold_ensemble_test/f1_micro": summary(fold_mean, test.targets, thresholds.applied())["f1_micro"]},
         "missing_label_candidates": len(candidates),
     }
-    write_json(out / "cv.json", result)
+    write_json(out / CV_JSON, result)
     write_text(out / "cv.md", cv_markdown(result, per_label_table(folds, oof, thresholds, ev.label_names)))
     return result
 
