@@ -62,9 +62,12 @@ class Candidate:
 
 def cv_candidate(folder: Path) -> Candidate:
     result = json.loads((folder / CV_JSON).read_text())
-    run = Path(result["runs"][0])
-    if not (run / FINISHED).is_file():
-        raise ImgrecError(f"{folder}: its fold run {run} is missing (moved?); selection reads its test split")
+    # the folds are runs of the sweep that holds the CV folder (or is it); cv.json may name them relative
+    # to where the sweep was started
+    name = Path(result["runs"][0]).name
+    run = next((p for p in (folder / name, folder.parent / name) if (p / FINISHED).is_file()), None)
+    if run is None:
+        raise ImgrecError(f"{folder}: its fold run {name} is not beside it; selection reads its test split")
     oof, _ = OutOfFold.load(folder / OOF_NPZ)
     summary, evaluation = RunSummary.read(run), Evaluation.load(run / "predictions.npz")
     overrides = [o for o in summary.overrides if not o.startswith(FOLD)]

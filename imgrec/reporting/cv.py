@@ -120,7 +120,8 @@ def average_checkpoints(folds: list[Fold], thresholds: Thresholds, path: Path) -
 
 
 def final_test_probs(path: Path, run_dir: Path, test_indices: np.ndarray) -> np.ndarray | None:
-    """The averaged model's test probabilities, on the fold runs' data (their resolved config)."""
+    """The test probabilities of the checkpoint at ``path`` (the averaged fold models, or a selected
+    ensemble), on the data of the run in ``run_dir`` (its resolved config); None without that config."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
