@@ -6,7 +6,9 @@ imports torch, Lightning or Hydra."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from pathlib import Path
 
 USAGE = """usage: imgrec <command> [args]
 
@@ -17,6 +19,8 @@ commands:
   export [overrides]     ckpt=<file> format=onnx|safetensors [out=<file>] (python -m imgrec.export)
   synthetic --out DIR    write the embedded synthetic dataset to DIR in the course format
   dashboard PATH         write PATH/dashboard.html for a run, sweep or CV folder (one offline page)
+  select FOLDER...       one averaged model from CV folders or finished runs (ensemble selection on held-out
+                         predictions): [--out DIR] [--rounds N] [--init N]
 """
 
 
@@ -49,6 +53,26 @@ def dashboard(argv: list[str]) -> None:
     print(f"dashboard: {path.resolve()}")
 
 
+def select(argv: list[str]) -> None:
+    from imgrec.reporting.selection import MARKDOWN, select_ensemble
+    from imgrec.utils.errors import exit_on_user_error
+
+    parser = argparse.ArgumentParser(prog="imgrec select", description=(
+        "Greedy forward selection with replacement (Caruana et al., 2004) of the candidates whose averaged "
+        "probabilities score the best held-out micro F1; writes one checkpoint and its record."))
+    parser.add_argument("folders", nargs="+", help="CV folders (cv.json), finished runs, or sweeps of either")
+    parser.add_argument("--out", help="folder to write selected.ckpt and selection.json/.md to "
+                                      "(default: FOLDER/selection of the first folder)")
+    parser.add_argument("--rounds", type=int, default=20, help="models added in all (weights are counts / total)")
+    parser.add_argument("--init", type=int, default=1, help="start from the best N single models")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
+    record = exit_on_user_error(select_ensemble, args.folders, args.out, args.rounds, args.init)
+    checkpoint = Path(record["ensemble"]["checkpoint"])
+    print((checkpoint.parent / MARKDOWN).read_text(), flush=True)
+    print(f"selected ensemble: {checkpoint.resolve()}")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -60,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if command == "dashboard":
         dashboard(rest)
+        return
+    if command == "select":
+        select(rest)
         return
     if command == "predict" and any(arg.startswith("model=") for arg in rest):
         from imgrec.inference.onnx_predict import main as onnx_predict_main

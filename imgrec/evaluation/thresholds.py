@@ -109,10 +109,9 @@ def fit_thresholds(probs: np.ndarray, targets: np.ndarray, min_support: int, shr
     return Thresholds(global_threshold, np.where(fitted, per_class, global_threshold), fitted)
 
 
-def cross_fitted_scores(probs: np.ndarray, targets: np.ndarray, groups: np.ndarray, min_support: int,
-                        shrink: float = 0.0) -> dict[str, float]:
-    """Micro F1 of each rule on every row, its thresholds fitted on the rows of the other ``groups``:
-    an estimate of how each rule carries to images it was not fitted on."""
+def cross_fitted_predictions(probs: np.ndarray, targets: np.ndarray, groups: np.ndarray, min_support: int,
+                             shrink: float = 0.0) -> dict[str, np.ndarray]:
+    """Each rule's 0/1 decisions on every row, its thresholds fitted on the rows of the other ``groups``."""
     probs, targets, groups = np.asarray(probs), np.asarray(targets).astype(bool), np.asarray(groups)
     predicted = {rule: np.zeros_like(targets) for rule in RULES}
     for g in np.unique(groups):
@@ -120,6 +119,15 @@ def cross_fitted_scores(probs: np.ndarray, targets: np.ndarray, groups: np.ndarr
         fitted = fit_thresholds(probs[rest], targets[rest], min_support, shrink)
         for rule in RULES:
             predicted[rule][part] = probs[part] > fitted.applied(rule)
+    return predicted
+
+
+def cross_fitted_scores(probs: np.ndarray, targets: np.ndarray, groups: np.ndarray, min_support: int,
+                        shrink: float = 0.0) -> dict[str, float]:
+    """Micro F1 of each rule on every row, its thresholds fitted on the rows of the other ``groups``:
+    an estimate of how each rule carries to images it was not fitted on."""
+    predicted = cross_fitted_predictions(probs, targets, groups, min_support, shrink)
+    targets = np.asarray(targets).astype(bool)
     return {rule: micro_scores(targets, predicted[rule])["f1_micro"] for rule in RULES}
 
 
@@ -131,6 +139,12 @@ def random_groups(n: int, folds: int, seed: int = 0) -> np.ndarray:
     return groups
 
 
+def crossfit_groups(n: int, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """The cross-fitting groups of ``n`` held-out rows that have no folds of their own (a single run's
+    val): ``folds`` seeded random parts (at least 2, never more than rows)."""
+    return random_groups(n, max(2, min(folds, n)), seed)
+
+
 def choose_rule(probs: np.ndarray, targets: np.ndarray, min_support: int, shrink: float = 0.0,
                 groups: np.ndarray | None = None, folds: int = 5, seed: int = 0,
                 rules: Sequence[str] = DEFAULT_RULES) -> Thresholds:
@@ -139,7 +153,7 @@ def choose_rule(probs: np.ndarray, targets: np.ndarray, min_support: int, shrink
     seeded random parts (a single run's val)."""
     rules = checked_rules(rules)
     if groups is None:
-        groups = random_groups(len(probs), max(2, min(folds, len(probs))), seed)
+        groups = crossfit_groups(len(probs), folds, seed)
     scores = cross_fitted_scores(probs, targets, groups, min_support, shrink)
     return replace(fit_thresholds(probs, targets, min_support, shrink), rule=best_rule(scores, rules), scores=scores)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from imgrec.models.checkpoint import CheckpointMeta, read_checkpoint
@@ -64,8 +64,7 @@ def rebuild_net(meta: CheckpointMeta) -> nn.Module:
     """The net from its stored config, with no pretrained weights to fetch, then the stored input sizes
     and normalisation (a backbone built without weights may default to others)."""
     cfg = OmegaConf.create(meta.net_config)
-    for backbone in cfg.get("backbones") or []:
-        backbone.pretrained, backbone.checkpoint = False, None
+    without_weights(cfg)
     net = instantiate(cfg)(num_classes=len(meta.label_names))
     backbones = backbones_of(net)
     if len(backbones) != len(meta.input_sizes):
@@ -75,3 +74,14 @@ def rebuild_net(meta: CheckpointMeta) -> nn.Module:
         b.mean.copy_(torch.tensor(norm["mean"]).view_as(b.mean))
         b.std.copy_(torch.tensor(norm["std"]).view_as(b.std))
     return net
+
+
+def without_weights(cfg: DictConfig | ListConfig) -> None:
+    """Turn off fetching weights in every ``backbones`` list of a net config, also those of nets nested
+    in it (the members of a :class:`~imgrec.models.probability_average.ProbabilityAverageNet`)."""
+    for key, node in cfg.items() if isinstance(cfg, DictConfig) else enumerate(cfg):
+        if key == "backbones" and isinstance(node, ListConfig):
+            for backbone in node:
+                backbone.pretrained, backbone.checkpoint = False, None
+        elif isinstance(node, DictConfig | ListConfig):
+            without_weights(node)

@@ -9,6 +9,7 @@ fingerprint; and the decision thresholds with their rule. All of it is stored as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,23 @@ class CheckpointMeta:
                data_fingerprint: str | None = None, image_size: int | None = None) -> CheckpointMeta:
         """The metadata of a freshly built ``net``: its backbones' preprocessing is read from the net."""
         return cls([str(n) for n in label_names], net_config, data_fingerprint, image_size, **describe(net))
+
+    @classmethod
+    def of_members(cls, members: Sequence[CheckpointMeta], net_config: str) -> CheckpointMeta:
+        """The metadata of a net made of ``members``' nets, in order (``net_config``: that net's YAML): their
+        backbones' preprocessing one after the other, no thresholds. Members must share the label names and
+        the decoded image size (one image goes to all), and the data fingerprint where recorded."""
+        first = members[0]
+        for meta in members[1:]:
+            for what in ("label_names", "image_size"):
+                if getattr(meta, what) != getattr(first, what):
+                    raise ImgrecError(f"members differ in {what}: {getattr(first, what)} and {getattr(meta, what)}")
+        fingerprints = {m.data_fingerprint for m in members} - {None}
+        if len(fingerprints) > 1:
+            raise ImgrecError(f"members were trained on other data (fingerprints {', '.join(sorted(fingerprints))})")
+        return cls(list(first.label_names), net_config, first.data_fingerprint, first.image_size,
+                   [b for m in members for b in m.backbones], [s for m in members for s in m.input_sizes],
+                   [n for m in members for n in m.normalisation])
 
     def with_thresholds(self, thresholds: Thresholds) -> CheckpointMeta:
         return replace(self, thresholds=thresholds)

@@ -36,6 +36,7 @@ from imgrec.utils.io import write_json, write_text
 log = logging.getLogger(__name__)
 
 FOLD = "split.fold="
+CV_JSON, OOF_NPZ, FINAL_CKPT = "cv.json", "oof.npz", "final.ckpt"  # a CV folder's (ensemble selection reads them)
 KEY_METRICS = ("f1_micro", "precision", "recall", "f1_macro", "map")  # cv.md's table; cv.json has every metric
 
 
@@ -83,6 +84,12 @@ class OutOfFold:
                             names=np.array([names[i] for i in self.indices]), label_names=np.array(label_names))
         tmp.replace(path)
 
+    @classmethod
+    def load(cls, path: Path) -> tuple[OutOfFold, list[str]]:
+        """What :meth:`save` wrote, and the label names."""
+        with np.load(path) as z:
+            return cls(z["probs"], z["targets"], z["folds"], z["indices"]), z["label_names"].tolist()
+
 
 def out_of_fold(folds: list[Fold]) -> OutOfFold:
     """Every fold's val outputs stacked; each train+val image must be held out exactly once."""
@@ -114,7 +121,8 @@ def average_checkpoints(folds: list[Fold], thresholds: Thresholds, path: Path) -
 
 
 def final_test_probs(path: Path, run_dir: Path, test_indices: np.ndarray) -> np.ndarray | None:
-    """The averaged model's test probabilities, on the fold runs' data (their resolved config)."""
+    """The test probabilities of the checkpoint at ``path`` (the averaged fold models, or a selected
+    ensemble), on the data of the run in ``run_dir`` (its resolved config); None without that config."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -150,11 +158,11 @@ def aggregate(folds: list[Fold], out: Path, policy: ThresholdPolicy) -> dict:
     """Write the CV outputs of one setting's folds into ``out``; returns ``cv.json``'s content."""
     ev = folds[0].evaluation
     oof = out_of_fold(folds)
-    oof.save(out / "oof.npz", ev.names, ev.label_names)
+    oof.save(out / OOF_NPZ, ev.names, ev.label_names)
     thresholds = policy.choose(oof.probs, oof.targets, groups=oof.folds)
     metrics = fold_metrics(folds)
     test = ev.test  # the same held-out test split in every fold
-    final = average_checkpoints(folds, thresholds, out / "final.ckpt")
+    final = average_checkpoints(folds, thresholds, out / FINAL_CKPT)
     probs = final_test_probs(final, folds[0].folder, test.indices)
     final_scores = {} if probs is None else {
         "test/f1_micro": summary(probs, test.targets)["f1_micro"],
@@ -173,7 +181,7 @@ def aggregate(folds: list[Fold], out: Path, policy: ThresholdPolicy) -> dict:
                   "fold_ensemble_test/f1_micro": summary(fold_mean, test.targets, thresholds.applied())["f1_micro"]},
         "missing_label_candidates": len(candidates),
     }
-    write_json(out / "cv.json", result)
+    write_json(out / CV_JSON, result)
     write_text(out / "cv.md", cv_markdown(result, per_label_table(folds, oof, thresholds, ev.label_names)))
     return result
 
