@@ -87,9 +87,9 @@ def test_gpu_bench_training_window_stops_the_fit(monkeypatch):
     monkeypatch.setattr(gpu, "UNIQUE_IMAGES", 40)
     for name, value in (("WARMUP", 2), ("MIN_STEPS", 3), ("MIN_SECONDS", 0.0), ("MAX_STEPS", 50)):
         monkeypatch.setattr(gpu, name, value)
-    stops = []
-    monkeypatch.setattr(gpu.Window, "close", lambda self: stops.append(self.done) or
-                        setattr(self, "result", (1.0, None)))
+    windows = []
+    monkeypatch.setattr(gpu.Window, "close", lambda self: windows.append(self) or setattr(self, "result", (1.0, None)))
     images_per_s, busy, note = gpu.train_case([*gpu.SCRATCH, "model.net.input_size=32", "data.num_workers=0"], 32,
                                               8, UtilisationMonitor(None))
-    assert stops == [5] and (images_per_s, busy, note) == (1.0, None, "0 loader workers")
+    assert len(windows) == 1 and windows[0].done == 5  # closed after 2 + 3 steps, and no step ran after it
+    assert (images_per_s, busy, note) == (1.0, None, "0 loader workers")
