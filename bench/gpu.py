@@ -12,10 +12,11 @@ each at 2-3 batch sizes. Training goes through the configs a user runs (``traine
 cuDNN autotuning, loader workers from the CPU count, pinned memory) and the run's own callbacks.
 
 Bounded: a case times steps after ``WARMUP`` until it has ``MIN_STEPS`` and ``MIN_SECONDS`` (at most
-``MAX_STEPS``); cases run in priority order and none starts once the time budget is spent (it is listed
-as skipped), and a case that fails is recorded and the next one runs. ``bench/out/gpu.json`` is written
-after every case (a killed run keeps what it measured); the table goes into ``bench/RESULTS.md``
-between its GPU markers. Synthetic images (256 distinct ones, repeated): throughput, not accuracy.
+``MAX_STEPS``); cases run in priority order, one not expected to end within the time budget is
+listed as skipped, and one that fails is recorded and the next one runs. After every case (so that a
+killed run keeps what it measured) ``bench/out/gpu.json`` is written and the table goes into
+``bench/RESULTS.md`` between its GPU markers. Synthetic images (256 distinct ones, repeated):
+throughput, not accuracy.
 
 Without CUDA it stops at once with one line and exit status 1: nothing was measured.
 """
@@ -277,10 +278,9 @@ def run(quick: bool = False, budget_s: float | None = None) -> Result:
                "cudnn": torch.backends.cudnn.version()}
     print(f"gpu: {details['device']}, utilisation from {source}", flush=True)
 
-    def save(cases: list[Case]) -> None:
+    def save(cases: list[Case]) -> None:  # after every case: a killed run keeps the cases it finished
         summary(cases, details).save()
+        write_section(cases, {**details, "machine": machine()})
 
     cases = run_cases(plan(quick), UtilisationMonitor(read), budget_s or (90.0 if quick else 200.0), save)
-    result = summary(cases, details)
-    write_section(cases, {**details, "machine": machine()})
-    return result
+    return summary(cases, details)
