@@ -30,10 +30,13 @@ lock: ## Re-resolve pyproject.toml's dependencies afresh and pin them in require
 run: install ## Run the study's preprocessing sweep on the embedded synthetic dataset
 	$(PY) -m imgrec.run +experiment=preproc_sweep
 
-test: install ## Run the fast test suite (no `slow` tests), one worker per CPU core
-	$(PY) -m pytest -m "not slow" -q -n auto --dist loadscope --durations=10
+test: install ## Run the fast test suite (no `slow` or `gpu` tests), one worker per CPU core
+	$(PY) -m pytest -m "not slow and not gpu" -q -n auto --dist loadscope --durations=10
 
-test-all: install ## Run every test, slow ones included
+test-gpu: install ## Run the GPU suite (tests/test_gpu.py: every path on CUDA, a few minutes; each test skips without CUDA)
+	$(PY) -m pytest -m gpu -q -rA --durations=0
+
+test-all: install ## Run every test, slow ones included (gpu ones skip without CUDA)
 	$(PY) -m pytest -q
 
 bench: install ## Run the benchmarks (tens of minutes on 2 CPU cores), print the ratios, write bench/out/*.json
@@ -61,4 +64,4 @@ clean: ## Remove run outputs, caches and build leftovers (keeps .venv)
 	rm -rf logs wandb outputs multirun .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install lock run test test-all bench notebooks strip-notebooks experiment experiments reproduce lint clean
+.PHONY: help install lock run test test-gpu test-all bench notebooks strip-notebooks experiment experiments reproduce lint clean

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+import torch
+
 from bench.common import OUT, Result, machine
 
 # name -> (module, keyword arguments of its run())
@@ -18,6 +20,7 @@ BENCHMARKS = {
     "end_to_end": ("end_to_end", {}),
     "end_to_end_arch": ("end_to_end", {"experiment": "arch_sweep"}),  # the uncached side takes hours on a CPU
     "make_run": ("end_to_end", {"make_run": True}),
+    "gpu": ("gpu", {}),  # without CUDA: one line, exit status 1
 }
 
 
@@ -30,10 +33,14 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def default_names() -> list[str]:
+    """All but end_to_end_arch (hours on a CPU: only by name), and gpu only where there is a GPU."""
+    return [name for name in BENCHMARKS if name != "end_to_end_arch" and (name != "gpu" or torch.cuda.is_available())]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    default = [name for name in BENCHMARKS if name != "end_to_end_arch"]  # that one only by name: hours on a CPU
-    parser.add_argument("names", nargs="*", default=default, choices=[*BENCHMARKS, []])
+    parser.add_argument("names", nargs="*", default=default_names(), choices=[*BENCHMARKS, []])
     parser.add_argument("--quick", action="store_true", help="smoke-sized runs on the synthetic data")
     args = parser.parse_args()
     results = []

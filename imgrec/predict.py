@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from imgrec.config.compose import hydra_command
 from imgrec.inference.predictions_io import read_inputs, write_predictions
 from imgrec.inference.predictor import load_predictor
+from imgrec.utils.device import resolve_device
 from imgrec.utils.errors import ImgrecError
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,9 @@ def predict(cfg: DictConfig) -> np.ndarray:
         if OmegaConf.is_missing(cfg, key):
             raise ImgrecError(f"{key}=... is required: python -m imgrec.predict ckpt=<file> input=<folder> "
                               "out=<folder>")
-    predictor = load_predictor(cfg.ckpt, cfg.get("thresholds"))
-    log.info("thresholds: %s", predictor.rule)
+    device = resolve_device(cfg.get("device", "auto"))
+    predictor = load_predictor(cfg.ckpt, cfg.get("thresholds"), device)
+    log.info("thresholds: %s; device: %s", predictor.rule, device)
     inputs = read_inputs(cfg.input, predictor.label_names, predictor.image_size, cfg.on_bad_image)
     probs = predictor.probabilities(inputs.images, cfg.batch_size)
     out = Path(cfg.out)

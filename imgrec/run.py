@@ -33,6 +33,7 @@ from imgrec.training.provenance import write_provenance
 from imgrec.training.run_summary import RunSummary, clear_failure
 from imgrec.training.wandb_start import start_wandb
 from imgrec.utils import console
+from imgrec.utils.device import check_accelerator
 from imgrec.utils.errors import ImgrecError, user_error
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
 def train(cfg: DictConfig) -> RunSummary:
     """Fit, then validate and test the best checkpoint. Returns the run summary also written to disk."""
     out = Path(cfg.paths.output_dir)
+    check_accelerator(cfg.trainer.accelerator)
     check_optimized_metric(cfg.optimized_metric)
     check_setting(cfg.cache.engine)  # before the data are read
     policy: ThresholdPolicy = instantiate(cfg.thresholds)

@@ -7,6 +7,7 @@ command goes through, without a new interpreter per case.
 import shutil
 
 import pytest
+import torch
 
 from tests.conftest import assert_one_line_error, run_in_process
 
@@ -107,3 +108,12 @@ def test_label_without_train_positive_warns_and_metrics_stay_defined(run_on, cou
 
     metrics = json.loads(next((tmp_path / "logs").rglob("metrics.json")).read_text())["metrics"]
     assert metrics["test/f1/zz_unused"] == metrics["test/f1/zz_unused"]  # not NaN
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal of GPU settings on a machine without CUDA")
+@pytest.mark.parametrize("command", [["imgrec.run", "trainer=gpu"], ["imgrec.run", "trainer=ddp"],
+                                     ["imgrec.predict", "ckpt=model.ckpt", "input=images", "device=cuda"]])
+def test_gpu_settings_without_cuda(tmp_path, command):
+    r = run_in_process([*command, f"paths.log_dir={tmp_path}"] if command[0] == "imgrec.run" else command, cwd=tmp_path)
+    setting = "device=cuda" if command[0] == "imgrec.predict" else "trainer.accelerator=gpu"
+    assert_one_line_error(r, setting, "no CUDA GPU is visible")

@@ -18,6 +18,7 @@ import torch
 from hydra.utils import instantiate
 
 from imgrec.config.compose import compose_config
+from imgrec.data.batch_augment import BatchAugment
 from imgrec.run import train
 from imgrec.training.callbacks import AugmentationState, FiniteLoss
 from imgrec.utils.errors import ImgrecError
@@ -165,18 +166,53 @@ def test_augmentation_state_continues_the_draws(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(draws(Trainer.datamodule.augment), expected))
 
 
+def test_augmentation_state_continues_the_draws_on_the_device(tmp_path):
+    """augment.on_device: one generator in the training process, saved and restored; a checkpoint of
+    the other kind of augmentation is refused in one line."""
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+
+    class Trainer:
+        datamodule = type("DataModule", (), {"augment": BatchAugment(seed=3), "num_workers": 2})
+
+    first = AugmentationState()
+    first.setup(Trainer, None, "fit")
+    Trainer.datamodule.augment(images)
+    state = torch.load(_saved(tmp_path, first.state_dict()), weights_only=True)
+    expected = Trainer.datamodule.augment(images)
+
+    Trainer.datamodule.augment = BatchAugment(seed=3)
+    resumed = AugmentationState()
+    resumed.setup(Trainer, None, "fit")
+    resumed.load_state_dict(state)
+    resumed.on_train_start(Trainer, None)
+    assert torch.equal(Trainer.datamodule.augment(images), expected)
+
+    Trainer.datamodule.augment = instantiate(compose_cfg(tmp_path, ["augment=seed"]).augment)
+    other = AugmentationState()
+    other.setup(Trainer, None, "fit")
+    other.load_state_dict(state)
+    with pytest.raises(ImgrecError, match="augmentation state is that of augment.on_device=true"):
+        other.on_train_start(Trainer, None)
+
+
 def _saved(tmp_path: Path, obj: object) -> Path:
     torch.save(obj, tmp_path / "state.pt")
     return tmp_path / "state.pt"
 
 
 def test_nan_loss_stops_naming_the_step():
+    """Checked when the next step ends (or the epoch), so that the check never waits for the GPU."""
     class Trainer:
         current_epoch, global_step = 2, 17
 
-    with pytest.raises(ImgrecError, match="training loss is nan at epoch 2, batch 5"):
-        FiniteLoss().on_train_batch_end(Trainer(), None, {"loss": torch.tensor(float("nan"))}, None, 5)
-    FiniteLoss().on_train_batch_end(Trainer(), None, {"loss": torch.tensor(0.3)}, None, 5)
+    check = FiniteLoss()
+    check.on_train_batch_end(Trainer(), None, {"loss": torch.tensor(0.3)}, None, 4)
+    check.on_train_batch_end(Trainer(), None, {"loss": torch.tensor(float("nan"))}, None, 5)
+    with pytest.raises(ImgrecError, match=r"training loss is nan at epoch 2, batch 5 \(global step 17\)"):
+        check.on_train_batch_end(Trainer(), None, {"loss": torch.tensor(0.3)}, None, 6)
+    check.on_train_batch_end(Trainer(), None, torch.tensor(float("inf")), None, 7)
+    with pytest.raises(ImgrecError, match="training loss is inf at epoch 2, batch 7"):
+        check.on_train_epoch_end(Trainer(), None)
 
 
 def test_same_seed_same_metrics_and_run_records(tmp_path):

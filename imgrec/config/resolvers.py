@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -44,9 +45,39 @@ def run_id(output_dir: str) -> str:
     return hashlib.sha1(str(Path(output_dir).resolve()).encode()).hexdigest()[:16]
 
 
+def processes_per_node(devices: int | str | Sequence[int]) -> int:
+    """How many training processes a Lightning ``devices`` setting starts on this node: a count, a list
+    of device indices (also as ``"0,1"``), or ``-1``/``"auto"`` for every visible GPU."""
+    if isinstance(devices, str):
+        devices = devices.strip()
+        if "," in devices:
+            devices = [d for d in devices.split(",") if d.strip()]
+        elif devices != "auto":
+            devices = int(devices)
+    if isinstance(devices, Sequence) and not isinstance(devices, str):
+        return max(1, len(devices))
+    if devices in (-1, "auto"):
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    return max(1, int(devices))
+
+
+def loader_workers(devices: int | str | Sequence[int] = 1) -> int:
+    """DataLoader workers for each training process (``conf/trainer/loader/workers.yaml``): the CPUs this
+    process may use (its affinity, which containers and SLURM restrict; under SLURM a task's own
+    ``SLURM_CPUS_PER_TASK``, a task being one process) shared by the node's processes, less one for
+    each process's main thread; at least 1."""
+    if os.environ.get("SLURM_CPUS_PER_TASK"):
+        return max(1, int(os.environ["SLURM_CPUS_PER_TASK"]) - 1)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpus // processes_per_node(devices) - 1)
+
+
 def register() -> None:
     architectures.register()
     OmegaConf.register_new_resolver("imgrec.wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("imgrec.sweep_group", sweep_group, replace=True)
     OmegaConf.register_new_resolver("imgrec.launch_id", launch_id, replace=True)
     OmegaConf.register_new_resolver("imgrec.run_id", run_id, replace=True)
+    OmegaConf.register_new_resolver("imgrec.loader_workers", loader_workers, replace=True)

@@ -8,6 +8,8 @@ from typing import Any
 import albumentations as A
 import numpy as np
 
+from imgrec.data.batch_augment import BatchAugment
+
 
 class _NormalDraws:
     """Stands in for albumentations' ``py_random``: ``uniform(a, b)`` draws from a normal centred on
@@ -40,10 +42,13 @@ class NormalAffine(A.Affine):
 
 def study_pipeline(p_affine: float = 0.5, translate: float = 0.1, rotate: float = 15.0, scale: float = 0.1,
                    shear: float = 10.0, p_flip: float = 0.5, p_noise: float = 0.2, noise_std: float = 0.05,
-                   seed: int | None = None) -> A.Compose:
+                   seed: int | None = None, on_device: bool = False) -> A.Compose | BatchAugment:
     """Move, rotate, scale and shear (one affine), horizontal flip, Gaussian noise: each with its own
     probability. ``translate``/``scale`` are fractions, ``rotate``/``shear`` degrees, ``noise_std``
-    a fraction of the pixel range."""
+    a fraction of the pixel range. Per image in the loader (albumentations), or with ``on_device`` the
+    same transforms per image as batched tensor ops on the training device (:class:`BatchAugment`)."""
+    if on_device:
+        return BatchAugment(p_affine, translate, rotate, scale, shear, p_flip, p_noise, noise_std, seed)
     return A.Compose([
         NormalAffine(translate_percent=(-translate, translate), rotate=(-rotate, rotate),
                      scale=(1 - scale, 1 + scale), shear=(-shear, shear), border_mode=0, p=p_affine),

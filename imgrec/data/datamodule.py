@@ -6,13 +6,16 @@ import logging
 from pathlib import Path
 
 import albumentations as A
+import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from lightning_fabric.utilities.seed import pl_worker_init_function
+from torch.utils.data import DataLoader, get_worker_info
 from torch.utils.data import Dataset as TorchDataset
 
 from imgrec.data.balance import Oversampler, SamplerWeights
+from imgrec.data.batch_augment import BatchAugment
 from imgrec.data.corrections import apply_corrections
 from imgrec.data.readers import read_course, read_table
 from imgrec.data.record import Dataset
@@ -42,11 +45,40 @@ class ImageSet(TorchDataset):
             self.data.targets[i].astype(np.float32))
 
 
+def stream_seed(seed: int, epoch: int, rank: int, process: int) -> int:
+    """The seed of an augmentation stream: ``process`` 0 is a rank's main process, worker ``k`` is ``k + 1``."""
+    return int(np.random.SeedSequence([seed, epoch, rank, process]).generate_state(1)[0])
+
+
+class WorkerSeeds:
+    """The loaders' ``worker_init_fn``. Each worker seeds its copy of the augmentation pipeline from (seed,
+    epoch, rank, worker id), the epoch being the one the workers start in (they are persistent: once per
+    fit), so no two workers, ranks or runs of other seeds draw the same augmentations, and a rerun with
+    the same seed draws them again. Without it every worker starts from a copy of the same seeded
+    pipeline and repeats the others' draws. Also Lightning's seeding of the worker's global generators
+    (what ``seed_everything(workers=True)`` adds to a loader without a ``worker_init_fn``), and OpenCV on
+    one thread: the workers are the parallelism."""
+
+    def __init__(self, seed: int, rank: int = 0, sampler: EpochShuffleSampler | None = None) -> None:
+        self.seed, self.rank, self.sampler = seed, rank, sampler
+
+    def __call__(self, worker_id: int) -> None:
+        pl_worker_init_function(worker_id, self.rank)
+        cv2.setNumThreads(0)
+        augment = getattr(get_worker_info().dataset, "augment", None)
+        if augment is not None:
+            epoch = self.sampler.epoch if self.sampler is not None else 0
+            augment.set_random_seed(stream_seed(self.seed, epoch, self.rank, worker_id + 1))
+
+
 class MultiLabelDataModule(pl.LightningDataModule):
     """Reads the data once in :meth:`setup`, which checks every image before any training starts.
 
     Subclasses say where the data comes from by implementing :meth:`read`. ``num_workers`` has no default
-    here: the data configs (``conf/data/``) hold the one default.
+    here: the data configs (``conf/data/``) hold the one default, which a GPU trainer replaces
+    (``conf/trainer/loader/workers.yaml``). ``augment`` is an albumentations pipeline, run per image in the
+    loader (its workers: :class:`WorkerSeeds`), or a :class:`BatchAugment`, run on each train batch
+    once it is on the training device (:meth:`on_after_batch_transfer`).
     """
 
     def __init__(self, split: RandomSplit | StratifiedSplit | KFoldSplit, augment: A.BasicTransform | None = None,
@@ -94,18 +126,32 @@ class MultiLabelDataModule(pl.LightningDataModule):
         assert self.data is not None, "call setup() first"
         return self.data.label_names
 
+    @property
+    def rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
+
     def _loader(self, indices: np.ndarray, train: bool) -> DataLoader:
         assert self.data is not None, "call setup() first"
-        workers = self.num_workers
-        sampler = EpochShuffleSampler(len(indices), torch.initial_seed(), weights=self.train_weights) if train else None
+        workers, seed = self.num_workers, torch.initial_seed()
+        sampler = EpochShuffleSampler(len(indices), seed, weights=self.train_weights) if train else None
+        per_image = self.augment if train and not isinstance(self.augment, BatchAugment) else None
         return DataLoader(
-            ImageSet(self.data, indices, self.augment if train else None), batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=workers, persistent_workers=workers > 0,
+            ImageSet(self.data, indices, per_image), batch_size=self.batch_size, sampler=sampler,
+            num_workers=workers, persistent_workers=workers > 0, worker_init_fn=WorkerSeeds(seed, self.rank, sampler),
             pin_memory=self.pin_memory and torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
+        if self.augment is not None and self.rank > 0:  # the pipeline drawn in this process: a stream per rank
+            self.augment.set_random_seed(stream_seed(torch.initial_seed(), 0, self.rank, 0))
         return self._loader(self.train_indices, train=True)
+
+    def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor],
+                                dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``augment.on_device``: a train batch is augmented here, on the device it has just reached."""
+        if isinstance(self.augment, BatchAugment) and self.trainer is not None and self.trainer.training:
+            images, targets = batch
+            return self.augment(images), targets
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.split.val, train=False)

@@ -104,8 +104,7 @@ class FeatureDataModule(pl.LightningDataModule):
     def train_indices(self) -> np.ndarray:
         return self.images.train_indices
 
-    def _encoder(self, backbone: FeatureBackbone, device: torch.device, bf16: bool,
-                 first: torch.Tensor) -> tuple[str, Encoder]:
+    def _encoder(self, backbone: FeatureBackbone, device: torch.device, first: torch.Tensor) -> tuple[str, Encoder]:
         """Settle the engine for ``backbone``: ``cache.engine``'s, tried once on the batch ``first``; one
         that fails there (export or runtime) is logged in one line and replaced by eager."""
         engine, encoder = resolve_engine(self.engine, device), None
@@ -120,7 +119,7 @@ class FeatureDataModule(pl.LightningDataModule):
                 log.warning("features: engine %s failed on the first batch of %s (%s: %s); extracting with eager "
                             "instead", engine, backbone.name, type(err).__name__, reason)
                 engine, encoder = "eager", None
-        self.encoders[id(backbone)] = engine, encoder or backbone_encoder(backbone, device, bf16)
+        self.encoders[id(backbone)] = engine, encoder or backbone_encoder(backbone, device)
         return self.encoders[id(backbone)]
 
     def _cached_backbone(self, backbone: FeatureBackbone, transform: str, indices: np.ndarray, augment: object,
@@ -131,7 +130,6 @@ class FeatureDataModule(pl.LightningDataModule):
         content = data.fingerprint + hashlib.sha256(indices.tobytes()).hexdigest()
         trainer = self.trainer  # extract where training will run (a GPU when there is one)
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-        bf16 = trainer is not None and "bf16" in str(trainer.precision)
         shape = (len(indices), views, backbone.num_features)
         kind = "plain" if augment is None else "augmented"
 
@@ -143,7 +141,7 @@ class FeatureDataModule(pl.LightningDataModule):
         engine = settled[0] if settled else resolve_engine(self.engine, device)
         path, features = cached(engine)
         if features is None and settled is None:  # an engine is tried on one batch before it extracts
-            engine = self._encoder(backbone, device, bf16, next(batches(data.images, indices, 1)))[0]
+            engine = self._encoder(backbone, device, next(batches(data.images, indices, 1)))[0]
             path, features = cached(engine)  # it fell back to eager, whose features may be cached
         if features is not None:
             log.info("features: cache hit %s (%s, %s, %s)", path, backbone.name, kind, engine)

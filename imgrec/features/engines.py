@@ -57,9 +57,9 @@ def check_setting(setting: str) -> None:
 
 
 def resolve_engine(setting: str, device: torch.device) -> str:
-    """The engine a ``cache.engine`` setting means on ``device``. On a GPU always ``eager`` (the trainer's
-    precision, bf16 included, applies); on the CPU ``auto`` is the fastest installed runtime (bench
-    ``engines``: OpenVINO, then onnxruntime), else ``eager``."""
+    """The engine a ``cache.engine`` setting means on ``device``. On a GPU always ``eager`` (float32, as
+    everywhere: :func:`imgrec.features.extraction.backbone_encoder`); on the CPU ``auto`` is the fastest
+    installed runtime (bench ``engines``: OpenVINO, then onnxruntime), else ``eager``."""
     check_setting(setting)
     if device.type != "cpu":
         return "eager"

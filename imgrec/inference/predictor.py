@@ -42,14 +42,17 @@ class Predictor:
 
     @torch.inference_mode()
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """``(N, H, W, 3)`` uint8 -> ``(N, labels)`` probabilities."""
-        chunks = [torch.sigmoid(self.net(torch.from_numpy(images[i:i + batch_size]).permute(0, 3, 1, 2)))
-                  for i in range(0, len(images), batch_size)]
-        return torch.cat(chunks).float().numpy()
+        """``(N, H, W, 3)`` uint8 -> ``(N, labels)`` probabilities, computed in float32 on the net's device
+        (the uint8 batches go there: a quarter of the bytes of float ones)."""
+        device = next(self.net.parameters()).device
+        chunks = [torch.sigmoid(self.net(torch.from_numpy(images[i:i + batch_size]).to(device).permute(0, 3, 1, 2)))
+                  .float().cpu() for i in range(0, len(images), batch_size)]
+        return torch.cat(chunks).numpy()
 
 
-def load_predictor(path: str | Path, rule: str | None = None) -> Predictor:
-    """Rebuild the net of an ``imgrec.run`` checkpoint, loaded with ``weights_only=True``; ``rule``
+def load_predictor(path: str | Path, rule: str | None = None, device: torch.device | None = None) -> Predictor:
+    """Rebuild the net of an ``imgrec.run`` checkpoint, loaded with ``weights_only=True``, on ``device``
+    (default: the CPU; :func:`imgrec.utils.device.resolve_device` turns a setting into one); ``rule``
     overrides the checkpoint's threshold rule."""
     meta, ckpt = read_checkpoint(path)
     net = rebuild_net(meta)
@@ -57,7 +60,7 @@ def load_predictor(path: str | Path, rule: str | None = None) -> Predictor:
     net.load_state_dict(state)
     rule = meta.applied.rule if rule is None else str(rule)  # thresholds=0.5 arrives as a float
     meta.applied.applied(rule)  # an unknown rule fails here, before any image is read
-    return Predictor(net.eval(), meta, rule)
+    return Predictor(net.eval().to(device or torch.device("cpu")), meta, rule)
 
 
 def rebuild_net(meta: CheckpointMeta) -> nn.Module:

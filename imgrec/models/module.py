@@ -58,7 +58,14 @@ class MultiLabelModule(pl.LightningModule):
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"val": [], "test": []}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_head(x) if self.on_features else self.net(x)
+        """Logits in float32 under any ``trainer.precision``, so that the loss, the probabilities the metrics
+        rank and the thresholds fitted on them are not rounded to bf16's 3 significant digits. On cached
+        features (the head alone) autocast is off: bf16 would save nothing there. On images the net runs
+        at the trainer's precision and its logits are cast up."""
+        if self.on_features:
+            with torch.autocast(x.device.type, enabled=False):
+                return self.net.forward_head(x.float())
+        return self.net(x).float()
 
     def train_on_features(self) -> None:
         """Batches will be the frozen backbones' cached features (imgrec.features.cache), not images: the

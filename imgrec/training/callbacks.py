@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.states import TrainerFn
 
+from imgrec.data.batch_augment import BatchAugment
 from imgrec.training.run_summary import write_pruned
 from imgrec.utils.errors import ImgrecError
 
@@ -20,14 +21,34 @@ PRUNED_AT = "pruned_at_epoch"
 
 
 class FiniteLoss(pl.Callback):
-    """Stop at the first NaN or infinite training loss, naming the epoch and step."""
+    """Stop at the first NaN or infinite training loss, naming the epoch and step.
+
+    A step's loss is checked when the next step ends (or its epoch): reading a value from the GPU makes
+    the CPU wait until the GPU has computed it, and by then the next step is already queued, so the
+    check never leaves the GPU idle (reading the step's own loss would, every step)."""
+
+    def __init__(self) -> None:
+        self._pending: tuple[torch.Tensor, torch.Tensor, int, int, int] | None = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        self._check()
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
-            raise ImgrecError(f"training loss is {loss.item()} at epoch {trainer.current_epoch}, batch {batch_idx} "
-                              f"(global step {trainer.global_step}): lower the learning rate or use loss=seed_bce")
+        if loss is not None:
+            loss = loss.detach()
+            self._pending = torch.isfinite(loss).all(), loss, trainer.current_epoch, batch_idx, trainer.global_step
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        if self._pending is None:
+            return
+        finite, loss, epoch, batch_idx, step = self._pending
+        self._pending = None
+        if not finite:
+            raise ImgrecError(f"training loss is {loss.item()} at epoch {epoch}, batch {batch_idx} "
+                              f"(global step {step}): lower the learning rate or use loss=seed_bce")
 
 
 class OptunaPruning(pl.Callback):
@@ -77,18 +98,21 @@ class OptunaPruning(pl.Callback):
 
 
 class AugmentationState(pl.Callback):
-    """Keep the augmentation pipeline's random state in checkpoints, so that a resumed run draws the
-    augmentations the uninterrupted run would have drawn.
+    """Keep the augmentation's random state in checkpoints, so that a resumed run draws the augmentations
+    the uninterrupted run would have drawn.
 
     albumentations gives a seeded ``Compose`` and each of its transforms generators of their own
     (``random_generator``, ``py_random``); all of them are saved, as plain data (checkpoints load with
     ``weights_only=True``). Only the image path augments while training (the feature cache draws its
-    views when it extracts them), and only in this process: with ``data.num_workers > 0`` each worker
-    holds its own copy of the pipeline, which this callback cannot reach, so resuming is then not exact.
+    views when it extracts them). Per image the pipeline runs in the loader: with ``data.num_workers > 0``
+    each worker draws from its own copy, seeded from (seed, epoch the workers started in, rank, worker;
+    ``imgrec.data.datamodule.WorkerSeeds``), which this callback cannot reach: a rerun draws the same
+    augmentations, a resumed run others. ``augment.on_device`` (a :class:`BatchAugment`) draws in this
+    process from one generator, saved here: exact resume with any number of workers.
     """
 
     def __init__(self) -> None:
-        self._pending: list[dict[str, Any]] | None = None
+        self._pending: list[dict[str, Any]] | torch.Tensor | None = None
         self._pipeline: Any = None
 
     @staticmethod
@@ -100,29 +124,38 @@ class AugmentationState(pl.Callback):
         import albumentations as A
 
         pipeline = getattr(trainer.datamodule, "augment", None)
-        self._pipeline = pipeline if isinstance(pipeline, A.BaseCompose) else None
+        self._pipeline = pipeline if isinstance(pipeline, (A.BaseCompose, BatchAugment)) else None
         workers = getattr(trainer.datamodule, "num_workers", 0)
-        if self._pipeline is not None and workers > 0:
+        if isinstance(self._pipeline, A.BaseCompose) and workers > 0:
             log.warning("augmentation runs in %d loader workers: a resumed run will not draw the same "
-                        "augmentations (data.num_workers=0 resumes exactly)", workers)
+                        "augmentations (data.num_workers=0 or augment.on_device=true resume exactly)", workers)
 
     def state_dict(self) -> dict[str, Any]:
+        if isinstance(self._pipeline, BatchAugment):
+            return {"generator": self._pipeline.generator.get_state()}
         if self._pipeline is None:
             return {}
         return {"nodes": [{"numpy": n.random_generator.bit_generator.state, "python": n.py_random.getstate()}
                           for n in self._nodes(self._pipeline)]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = state_dict.get("nodes")
+        self._pending = state_dict.get("nodes", state_dict.get("generator"))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._pending is None or self._pipeline is None:
             return
+        pending, self._pending = self._pending, None
+        if isinstance(self._pipeline, BatchAugment) and isinstance(pending, torch.Tensor):
+            self._pipeline.generator.set_state(pending)
+            return
+        saved = "true" if isinstance(pending, torch.Tensor) else "false"
+        if saved == "true" or isinstance(self._pipeline, BatchAugment):
+            raise ImgrecError(f"checkpoint: its augmentation state is that of augment.on_device={saved}, "
+                              "the configured augmentation's is not")
         nodes = self._nodes(self._pipeline)
-        if len(nodes) != len(self._pending):
-            raise ImgrecError(f"checkpoint: its augmentation state has {len(self._pending)} transforms, "
+        if len(nodes) != len(pending):
+            raise ImgrecError(f"checkpoint: its augmentation state has {len(pending)} transforms, "
                               f"the configured pipeline {len(nodes)}")
-        for node, state in zip(nodes, self._pending):
+        for node, state in zip(nodes, pending):
             node.random_generator.bit_generator.state = state["numpy"]
             node.py_random.setstate(state["python"])
-        self._pending = None

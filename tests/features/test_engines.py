@@ -59,7 +59,7 @@ def test_unknown_engine_is_one_line():
 def test_auto_is_the_fastest_installed_runtime_on_cpu_and_eager_on_gpu(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     for setting in ("auto", "openvino", "eager"):
-        assert resolve_engine(setting, gpu) == "eager"  # the trainer's precision (bf16) applies there
+        assert resolve_engine(setting, gpu) == "eager"  # in float32, whatever the trainer's precision
     assert resolve_engine("onnxruntime", cpu) == "onnxruntime"
     installed = {"openvino", "onnxruntime"}
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in installed else None)
