@@ -19,6 +19,7 @@ BENCHMARKS = {
     "end_to_end": ("end_to_end", {}),
     "end_to_end_arch": ("end_to_end", {"experiment": "arch_sweep"}),  # the uncached side takes hours on a CPU
     "make_run": ("end_to_end", {"make_run": True}),
+    "train_predict": ("end_to_end", {"first_run": True}),
     "scaling": ("scaling", {}),  # tens of minutes: by name only
 }
 BY_NAME_ONLY = ("end_to_end_arch", "scaling")
