@@ -50,6 +50,7 @@ from imgrec.features.extraction import (
     read_features,
     write_features,
 )
+from imgrec.utils.errors import ImgrecError
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,8 @@ class FeatureDataModule(pl.LightningDataModule):
             trainer.strategy.barrier("features: cache file written")
             features = read_features(path, shape) if features is None else features
             if features is None:
-                raise RuntimeError(f"features: {path} is missing after its extraction (is cache.dir on a disk every "
-                                   "rank of the node sees?)")
+                raise ImgrecError(f"{path}: missing after its extraction on local rank 0 (cache.dir must be a folder "
+                                  "every rank of a node sees)")
         return features
 
     def _on_all_ranks(self, flag: bool) -> bool:

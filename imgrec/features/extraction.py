@@ -144,10 +144,12 @@ class Chunk:
 
 def chunks(indices: np.ndarray, batch_size: int, parts: Path, views: int, chunk_batches: int) -> list[Chunk]:
     """Every chunk of an extraction, view by view, each named by its rows (another chunking never matches)."""
-    size = batch_size * chunk_batches
-    return [Chunk(v, c, indices[start:start + size],
-                  parts / f"view{v}_rows{start}-{start + len(indices[start:start + size])}.safetensors")
-            for v in range(views) for c, start in enumerate(range(0, len(indices), size))]
+    size, listed = batch_size * chunk_batches, []
+    for v in range(views):
+        for c, start in enumerate(range(0, len(indices), size)):
+            rows = indices[start:start + size]
+            listed.append(Chunk(v, c, rows, parts / f"view{v}_rows{start}-{start + len(rows)}.safetensors"))
+    return listed
 
 
 def chunk_features(encode: Encoder, images: np.ndarray, chunk: Chunk, batch_size: int, num_features: int,
@@ -187,7 +189,7 @@ def extract_share(encode: Encoder, images: np.ndarray, indices: np.ndarray, batc
     computed, start = 0, time.perf_counter()
     with heap_allocations(), progress(sum(len(c.rows) for c in mine), desc, bar=shard.index == 0) as bar:
         for chunk in mine:
-            computed += len(chunk.rows) * chunk_features(encode, images, chunk, batch_size, num_features, augment,
-                                                         seed)[1]
+            if chunk_features(encode, images, chunk, batch_size, num_features, augment, seed)[1]:
+                computed += len(chunk.rows)
             bar.update(len(chunk.rows))
     return computed, time.perf_counter() - start
