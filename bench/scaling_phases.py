@@ -4,9 +4,10 @@ Phases: ``decode`` (the decoded-image cache, cold), ``extract`` (frozen features
 ``train`` (one epoch on the cached features, then the evaluation of the best checkpoint: two phases,
 timed by :class:`PhaseClock`) and ``predict`` (``imgrec.predict`` on the images folder with the
 checkpoint ``train`` wrote). Each prints one JSON line per phase: wall seconds of the phase itself
-(imports and the process start excluded) and its peak resident memory, the kernel's high-water mark
-(``VmHWM``) reset when the phase starts, so it is the phase's peak, what the process held before
-included.
+(imports and the process start excluded), the CPU seconds of all the process's threads in it (less
+moved than wall time by other processes on a shared machine), and its peak resident memory, the
+kernel's high-water mark (``VmHWM``) reset when the phase starts, so it is the phase's peak, what the
+process held before included.
 """
 
 from __future__ import annotations
@@ -38,15 +39,16 @@ def peak_mb() -> float:
     return int(status["VmHWM"].split()[0]) / 1024
 
 
-def report(phase: str, seconds: float) -> None:
-    print(json.dumps({"phase": phase, "seconds": seconds, "peak_rss_mb": peak_mb()}), flush=True)
+def report(phase: str, seconds: float, cpu_seconds: float) -> None:
+    print(json.dumps({"phase": phase, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb()}),
+          flush=True)
 
 
 def timed(phase: str, work: Callable[[], object]) -> None:
     reset_peak()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     work()
-    report(phase, time.perf_counter() - start)
+    report(phase, time.perf_counter() - start, time.process_time() - cpu)
 
 
 class PhaseClock(pl.Callback):
@@ -54,23 +56,26 @@ class PhaseClock(pl.Callback):
     checkpoint validated, thresholds fitted, tested)."""
 
     def __init__(self) -> None:
-        self.start = 0.0
+        self.start = self.cpu = 0.0
 
     def _begin(self) -> None:
         reset_peak()
-        self.start = time.perf_counter()
+        self.start, self.cpu = time.perf_counter(), time.process_time()
+
+    def _end(self, phase: str) -> None:
+        report(phase, time.perf_counter() - self.start, time.process_time() - self.cpu)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._begin()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        report("epoch", time.perf_counter() - self.start)
+        self._end("epoch")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._begin()
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        report("evaluate", time.perf_counter() - self.start)
+        self._end("evaluate")
 
 
 def run_config(root: Path, work: Path) -> DictConfig:
