@@ -148,6 +148,7 @@ def run(quick: bool = False, sizes: list[int] | None = None, phases: list[str] |
     written = write_images(full, max(sizes))
     saved = OUT / "scaling.json"
     previous = json.loads(saved.read_text())["details"] if saved.is_file() and not quick else {}
+    previous = {} if previous.get("quick") else previous  # a smoke run's sizes are not merged
     table: dict[str, dict[str, dict[str, float]]] = previous.get("table", {})
     for n in sizes:
         root = full if n == max(sizes) else folder / f"data-{n}"
@@ -178,4 +179,4 @@ def run(quick: bool = False, sizes: list[int] | None = None, phases: list[str] |
                   "images", max(sizes) / min(sizes), "each phase linear within +-25% per image; peak RSS < 3 GB",
                   len(linear) == len(judged) and peak < PEAK_MB,
                   {"table": table, "verdicts": judged, "peak_rss_mb_without_predict": peak, "sizes": sizes,
-                   "model": "efficientnet_lite0 at 64 px input (images 128 px)"})
+                   "model": "efficientnet_lite0 at 64 px input (images 128 px)", "quick": quick})
