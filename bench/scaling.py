@@ -114,26 +114,30 @@ def verdicts(table: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[st
 
 
 def plot(table: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
+    """Wall seconds, CPU seconds and peak RSS per phase against the number of images, log-log, with a
+    dotted line of slope 1 (linear growth) through each time panel's largest point."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=80)
-    for phase, rows in table.items():
-        sizes = sorted(rows, key=int)
-        x = [int(n) for n in sizes]
-        left.plot(x, [rows[n]["seconds"] for n in sizes], "o-", label=phase)
-        right.plot(x, [rows[n]["peak_rss_mb"] / 1024 for n in sizes], "o-", label=phase)
-    every = sorted({int(n) for rows in table.values() for n in rows})
-    if every:
-        left.plot(every, [n / every[-1] * max(r[str(every[-1])]["seconds"] for r in table.values()
-                                              if str(every[-1]) in r) for n in every], "k:", label="linear")
-    right.axhline(PEAK_MB / 1024, color="k", linestyle=":", label="3 GB")
-    for ax, title in ((left, "wall time per phase (s)"), (right, "peak RSS per phase (GB)")):
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), dpi=80)
+    panels = (("seconds", "wall time per phase (s)", 1.0), ("cpu_seconds", "CPU time per phase (s)", 1.0),
+              ("peak_rss_mb", "peak RSS per phase (GB)", 1 / 1024))
+    for ax, (key, title, scale) in zip(axes, panels):
+        for phase, rows in table.items():
+            sizes = sorted((n for n in rows if rows[n].get(key) == rows[n].get(key) and key in rows[n]), key=int)
+            ax.plot([int(n) for n in sizes], [rows[n][key] * scale for n in sizes], "o-", label=phase)
+        if key == "peak_rss_mb":
+            ax.axhline(PEAK_MB / 1024, color="k", linestyle=":", label="3 GB")
+        else:
+            points = [(int(n), r[n][key]) for r in table.values() for n in r if key in r[n]]
+            if points:
+                top = max(points)
+                ax.plot([top[0] / 64, top[0]], [top[1] / 64, top[1]], "k:", label="linear")
         ax.set(xscale="log", yscale="log", xlabel="images", title=title)
         ax.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
