@@ -58,7 +58,11 @@ def load_images(paths: Sequence[Path], size: int = 128, resize: bool = True, on_
             return hit
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{key}.tmp.npy"
-    kept, skipped = decode_to_file(paths, size, resize, on_bad_image, tmp)
+    try:
+        kept, skipped = decode_to_file(paths, size, resize, on_bad_image, tmp)
+    except BaseException:  # a bad image (on_bad_image=error), or killed: no partial file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(array)
     write_json(index, {"kept": kept, "skipped": skipped, "count": len(paths)})
     return np.load(array, mmap_mode="r"), kept, skipped

@@ -7,6 +7,7 @@ from PIL import Image
 from imgrec.data.image_cache import load_images, release_pages
 from imgrec.data.images import decode_images
 from imgrec.data.readers import list_images, read_course
+from imgrec.utils.errors import ImgrecError
 
 
 def test_cache_hit_is_memory_mapped_and_equal(course_dir, tmp_path):
@@ -64,6 +65,9 @@ def test_written_block_by_block_with_bad_images_skipped(course_dir, tmp_path, mo
     cached, kept_cached, skipped_cached = load_images(paths, on_bad_image="skip", cache_dir=tmp_path / "cache")
     assert kept_cached == kept and len(skipped_cached) == 2 and np.array_equal(cached, in_memory)
     assert np.array_equal(load_images(paths, on_bad_image="skip", cache_dir=tmp_path / "cache")[0], in_memory)
+    with pytest.raises(ImgrecError, match="bad1.jpg"):  # on_bad_image=error: stops, and leaves no partial file
+        load_images(paths, cache_dir=tmp_path / "stopped")
+    assert not list((tmp_path / "stopped" / "images").iterdir())
 
 
 def test_release_pages_unmaps_what_was_read(tmp_path):
