@@ -97,7 +97,10 @@ def extract(cfg: DictConfig) -> None:
 def predict(root: Path, work: Path) -> None:
     from imgrec.predict import predict
 
-    (ckpt,) = (work / "run" / "checkpoints").glob("epoch_*.ckpt")
+    found = sorted((work / "run" / "checkpoints").glob("epoch_*.ckpt"))
+    if not found:
+        raise SystemExit(f"{work / 'run'}: no checkpoint; run the epoch phase first (--phases epoch predict)")
+    ckpt = found[-1]
     cfg = OmegaConf.load(CONF_DIR / "predict.yaml")
     cfg.merge_with({"ckpt": str(ckpt), "input": str(root / "images"), "out": str(work / "predictions")})
     timed("predict", lambda: predict(cfg))

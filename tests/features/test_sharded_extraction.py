@@ -16,7 +16,7 @@ SETTINGS = [*(o for o in TINY if not o.startswith(("trainer.max_epochs", "data.b
             "data.n_images=200", "data.batch_size=8", "trainer.max_epochs=1", "augment=seed", "cache.views=2"]
 
 
-@pytest.mark.slow  # about a minute: two processes that import Lightning, one after the other
+@pytest.mark.slow  # 30-70 s: two processes that import Lightning, one after the other
 def test_ddp_ranks_extract_their_shares_and_match_one_process(tmp_path):
     """trainer=ddp_cpu (2 processes): each rank extracts its share of the chunks and logs its rate, the
     cache holds each file once, and the features equal those of one process, bitwise (eager) when that
