@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 
 import torch
 
@@ -21,7 +22,10 @@ BENCHMARKS = {
     "end_to_end_arch": ("end_to_end", {"experiment": "arch_sweep"}),  # the uncached side takes hours on a CPU
     "make_run": ("end_to_end", {"make_run": True}),
     "gpu": ("gpu", {}),  # without CUDA: one line, exit status 1
+    "train_predict": ("end_to_end", {"first_run": True}),
+    "scaling": ("scaling", {}),  # tens of minutes: by name only
 }
+BY_NAME_ONLY = ("end_to_end_arch", "scaling")  # hours / tens of minutes on a CPU; gpu runs where there is one
 
 
 def table(results: list[Result]) -> str:
@@ -33,21 +37,23 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def default_names() -> list[str]:
-    """All but end_to_end_arch (hours on a CPU: only by name), and gpu only where there is a GPU."""
-    return [name for name in BENCHMARKS if name != "end_to_end_arch" and (name != "gpu" or torch.cuda.is_available())]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("names", nargs="*", default=default_names(), choices=[*BENCHMARKS, []])
+    default = [name for name in BENCHMARKS if name not in BY_NAME_ONLY and (name != "gpu" or torch.cuda.is_available())]
+    parser.add_argument("names", nargs="*", default=default, choices=[*BENCHMARKS, []])
     parser.add_argument("--quick", action="store_true", help="smoke-sized runs on the synthetic data")
+    parser.add_argument("--sizes", nargs="+", type=int,
+                        help="scaling: numbers of images (default 1000 4000 16000 64000)")
+    parser.add_argument("--phases", nargs="+", help="scaling: phases to (re)run, the others kept from bench/out")
     args = parser.parse_args()
+    extra = {"sizes": args.sizes, "phases": args.phases}
     results = []
     for name in args.names:
         print(f"running {name} ...", flush=True)
         module, kwargs = BENCHMARKS[name]
-        result = importlib.import_module(f"bench.{module}").run(quick=args.quick, **kwargs)
+        run = importlib.import_module(f"bench.{module}").run
+        accepted = {k: v for k, v in extra.items() if v and k in inspect.signature(run).parameters}
+        result = run(quick=args.quick, **kwargs, **accepted)
         result.save()
         results.append(result)
     print(f"\nmachine: {machine()}\n{table(results)}\n(JSON in {OUT})")

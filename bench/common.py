@@ -16,6 +16,7 @@ import torch
 
 OUT = Path(__file__).resolve().parent / "out"
 IDL_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "idl2020-dev"
+IDL_TEST = IDL_DEV.with_name("idl2020-test-sample")
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """5. End to end: wall time of the sweeps, with and without the caches: ``preproc_sweep`` and
-``arch_sweep`` on the dev data; and ``make_run``: the cold wall time of exactly what ``make run`` runs
-(``preproc_sweep`` on the embedded data, W&B offline, empty caches) against its 120 s target.
+``arch_sweep`` on the dev data; ``make_run``: the cold wall time of exactly what ``make run`` runs
+(``preproc_sweep`` on the embedded data, W&B offline, empty caches) against its 120 s target; and
+``train_predict``: what a user does first, one run on the dev data with the defaults (cold caches),
+then ``imgrec predict`` with its best checkpoint on the 500 test-sample images, as whole processes.
 
 Each side is a fresh subprocess with its own empty cache folder, so the cached side pays for
 filling its caches. Epochs are capped (``trainer.max_epochs``) to keep the uncached side affordable
@@ -10,6 +12,7 @@ backbone pass every epoch, the cached side once.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import IDL_DEV, Result
+from bench.common import IDL_DEV, IDL_TEST, Result
+from imgrec.data.synthetic import make_synthetic, write_course_format
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKE_RUN = ["+experiment=preproc_sweep"]  # the Makefile's `run` target
@@ -47,7 +51,37 @@ def make_run_seconds(workdir: Path) -> float:
     return time.perf_counter() - start
 
 
-def run(quick: bool = False, experiment: str = "preproc_sweep", make_run: bool = False) -> Result:
+def timed(args: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[2:4])} failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def train_predict(quick: bool, workdir: Path) -> Result:
+    """Train with the defaults (frozen Lite0 at 224 px, W&B offline), then predict a folder of new images."""
+    env = {**{k: v for k, v in os.environ.items() if k != "IMGREC_CACHE_DIR"}, "WANDB_MODE": "offline"}
+    data = ["data.n_images=200", "model.net.input_size=64"] if quick else ["data=idl", f"data.root={IDL_DEV}"]
+    train = timed([sys.executable, "-m", "imgrec.run", *data, f"paths.log_dir={workdir}",
+                   f"paths.cache_dir={workdir / 'cache'}"], env)
+    (summary,) = workdir.glob("train/runs/*/metrics.json")
+    ckpt = json.loads(summary.read_text())["checkpoint"]
+    images = workdir / "course" / "images" if quick else IDL_TEST / "images"
+    if quick:
+        write_course_format(make_synthetic(50, seed=5), workdir / "course")
+    predict = timed([sys.executable, "-m", "imgrec.predict", f"ckpt={ckpt}", f"input={images}",
+                     f"out={workdir / 'predictions'}"], env)
+    return Result("train_predict", "train (dev data, defaults, cold caches)", "predict (500 test-sample images)",
+                  train, predict, "s (wall)", (train + predict) / train, "report", True,
+                  {"train_s": train, "predict_s": predict, "total_s": train + predict, "data": data})
+
+
+def run(quick: bool = False, experiment: str = "preproc_sweep", make_run: bool = False,
+        first_run: bool = False) -> Result:
+    if first_run:
+        with tempfile.TemporaryDirectory() as tmp:
+            return train_predict(quick, Path(tmp))
     if make_run:
         with tempfile.TemporaryDirectory() as tmp:
             seconds = make_run_seconds(Path(tmp))

@@ -6,15 +6,14 @@ import time
 import pytest
 import torch
 
-from bench import __main__ as bench_main
-from bench import backbone, end_to_end, extraction, gpu, loading
+from bench import backbone, end_to_end, extraction, gpu, loading, scaling
 from bench.gpu_monitor import UtilisationMonitor, best_reader
 from bench.gpu_report import write_section
 from tests.conftest import ROOT, run_in_process
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", [loading, backbone, extraction, end_to_end])
+@pytest.mark.parametrize("module", [loading, backbone, extraction, end_to_end, scaling])
 def test_benchmark_smoke(module):
     result = module.run(quick=True)
     assert result.baseline_value > 0 and result.contender_value > 0
@@ -27,7 +26,6 @@ def test_benchmark_smoke(module):
 def test_gpu_bench_without_cuda_is_one_line(tmp_path):
     r = run_in_process(["bench", "gpu"], cwd=ROOT)
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("bench gpu: no CUDA GPU is visible")
-    assert "gpu" not in bench_main.default_names()  # nor is it run by default here
 
 
 def test_gpu_bench_runs_each_case_within_the_budget(monkeypatch, tmp_path):

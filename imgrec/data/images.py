@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
 from imgrec.utils.errors import ImgrecError
+from imgrec.utils.progress import Progress, progress
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,19 @@ def decode_images(
     Returns ``(images, kept, skipped)``: the stacked images, the indices of ``paths`` that were
     kept, and the paths skipped as bad (only with ``on_bad_image="skip"``).
     """
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    with progress(len(paths), "decode images", bar=len(paths) >= 500) as bar:
+        kept, skipped = decode_into(out, paths, size, resize, on_bad_image, bar, workers)
+    warn_skipped(skipped)
+    return (out[kept] if skipped else out), kept, skipped
+
+
+def decode_into(out: np.ndarray, paths: Sequence[Path], size: int, resize: bool, on_bad_image: str, bar: Progress,
+                workers: int | None = None) -> tuple[list[int], list[str]]:
+    """Decode ``paths[i]`` into ``out[i]`` (a bad image's row is left as it was), counting each on ``bar``.
+    Returns the indices of the images decoded and the problems of those skipped (``on_bad_image="skip"``)."""
     if on_bad_image not in ON_BAD_IMAGE:
         raise ImgrecError(f"data.on_bad_image={on_bad_image!r}: expected one of {ON_BAD_IMAGE}")
-    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
 
     def work(i: int) -> str | None:
         try:
@@ -80,14 +90,15 @@ def decode_images(
 
     kept, skipped = [], []
     with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
-        results = pool.map(work, range(len(paths)))
-        for i, problem in enumerate(tqdm(results, total=len(paths), desc="decode images", unit="img",
-                                         disable=len(paths) < 500)):
+        for i, problem in enumerate(pool.map(work, range(len(paths)))):
             if problem is None:
                 kept.append(i)
             else:
                 skipped.append(problem)
+            bar.update(1)
+    return kept, skipped
+
+
+def warn_skipped(skipped: list[str]) -> None:
     if skipped:
         log.warning("skipped %d bad image(s) (data.on_bad_image=skip); first: %s", len(skipped), skipped[0])
-        out = out[kept]
-    return out, kept, skipped

@@ -8,6 +8,8 @@ from functools import cached_property
 
 import numpy as np
 
+from imgrec.data.image_cache import release_pages
+
 
 @dataclass
 class Dataset:
@@ -44,4 +46,5 @@ class Dataset:
         h.update(str(self.images.shape).encode())
         for start in range(0, len(self.images), 1024):
             h.update(np.ascontiguousarray(self.images[start : start + 1024]).tobytes())
+            release_pages(self.images)  # a memmap's pages would stay resident: 3.1 GB for 64k images
         return h.hexdigest()[:16]

@@ -144,15 +144,23 @@ def make_synthetic(n_images: int = 1200, seed: int = 0, drop_rate: float = 0.0, 
         raise ValueError(f"drop_rate={drop_rate}: must be in [0, 1)")
     images = np.empty((n_images, image_size, image_size, 3), dtype=np.uint8)
     targets = np.zeros((n_images, len(LABELS)), dtype=np.uint8)
-    column = {name: j for j, name in enumerate(LABELS)}
     for i in range(n_images):
-        rng = np.random.default_rng([seed, i])
-        labels = sample_labels(rng)
-        images[i] = draw_image(labels, rng, image_size)
-        for name in sorted(labels):  # a set: its order changes with the process (PYTHONHASHSEED)
-            if rng.random() >= drop_rate:
-                targets[i, column[name]] = 1
+        images[i], targets[i] = synthetic_image(i, seed, drop_rate, image_size)
     return Dataset(images, targets, list(LABELS), [f"im{i + 1}.jpg" for i in range(n_images)])
+
+
+def synthetic_image(i: int, seed: int = 0, drop_rate: float = 0.0,
+                    image_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Image ``i`` of the dataset of ``seed`` and its multi-hot targets (in :data:`LABELS` order), on its own:
+    large sets can be written a part at a time (``bench/scaling.py``)."""
+    rng = np.random.default_rng([seed, i])
+    labels = sample_labels(rng)
+    image = draw_image(labels, rng, image_size)
+    targets = np.zeros(len(LABELS), dtype=np.uint8)
+    for name in sorted(labels):  # a set: its order changes with the process (PYTHONHASHSEED)
+        if rng.random() >= drop_rate:
+            targets[LABELS.index(name)] = 1
+    return image, targets
 
 
 def write_course_format(dataset: Dataset, root: Path, quality: int = 95) -> Path:

@@ -8,6 +8,11 @@ that share them compute them once.
 The engine (``cache.engine``, :func:`imgrec.features.engines.resolve_engine`) is tried on the first batch of an
 extraction; one that fails there (export or runtime) is logged in one line and eager extracts instead.
 
+Under DDP every rank extracts in ``setup``: each computes its share of the chunks (chunk ``k`` is
+local rank ``k % ranks per node``'s), local rank 0 gathers them into the cache file, and every rank
+reads that. Every rank makes the same collective calls in the same order: whether to extract and
+which engine are agreed by all (``reduce_boolean_decision``), then two barriers.
+
 Extraction itself (keys, chunked and resumable writing) is :mod:`imgrec.features.extraction`. An
 unreadable or truncated cache file is logged, deleted and computed again.
 """
@@ -36,13 +41,16 @@ from imgrec.features.extraction import (
     CHUNK_BATCHES,
     Encoder,
     FeatureBackbone,
+    Shard,
     backbone_encoder,
     batches,
     extract,
+    extract_share,
     feature_key,
     read_features,
     write_features,
 )
+from imgrec.utils.errors import ImgrecError
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +126,8 @@ class FeatureDataModule(pl.LightningDataModule):
                 reason = (str(err).strip().splitlines() or [""])[0][:200]
                 log.warning("features: engine %s failed on the first batch of %s (%s: %s); extracting with eager "
                             "instead", engine, backbone.name, type(err).__name__, reason)
+                encoder = None
+            if not self._on_all_ranks(encoder is not None):  # ranks that share chunks run the same engine
                 engine, encoder = "eager", None
         self.encoders[id(backbone)] = engine, encoder or backbone_encoder(backbone, device)
         return self.encoders[id(backbone)]
@@ -140,36 +150,63 @@ class FeatureDataModule(pl.LightningDataModule):
         settled = self.encoders.get(id(backbone))
         engine = settled[0] if settled else resolve_engine(self.engine, device)
         path, features = cached(engine)
-        if features is None and settled is None:  # an engine is tried on one batch before it extracts
+        if not self._on_all_ranks(features is not None) and settled is None:  # an engine is tried on one batch
             engine = self._encoder(backbone, device, next(batches(data.images, indices, 1)))[0]
             path, features = cached(engine)  # it fell back to eager, whose features may be cached
-        if features is not None:
+        if self._on_all_ranks(features is not None):
             log.info("features: cache hit %s (%s, %s, %s)", path, backbone.name, kind, engine)
             return features
         parts = path.with_suffix(".parts")
         resumed = len(list(parts.glob("*.safetensors"))) if parts.is_dir() else 0
         log.info("features: extracting %s with %s (%s, %d images x %d view(s)) into %s%s", backbone.name, engine,
                  kind, len(indices), views, path, f", resuming from {resumed} saved chunk(s)" if resumed else "")
+        shard = self._shard()
+        args = (self.encoders[id(backbone)][1], data.images, indices, self.images.batch_size, parts,
+                backbone.num_features)
+        more = {"views": views, "augment": augment, "seed": torch.initial_seed(), "chunk_batches": self.chunk_batches,
+                "desc": f"features {backbone.name} {kind}"}
         start = time.perf_counter()
         home = next(backbone.parameters()).device
         backbone.to(device)
         try:
-            features = extract(self.encoders[id(backbone)][1], data.images, indices, self.images.batch_size, parts,
-                               backbone.num_features, views, augment, torch.initial_seed(), self.chunk_batches,
-                               desc=f"features {backbone.name} {kind}")
+            if shard.count > 1:
+                computed, seconds = extract_share(*args, shard, **more)
+                log.info("features: %s (%s) rank %d/%d extracted %d of %d images in %.1f s (%.1f images/s)",
+                         backbone.name, kind, shard.index, shard.count, computed, len(indices) * views, seconds,
+                         computed / max(seconds, 1e-9))
+                trainer.strategy.barrier("features: every share saved")
+            if shard.index == 0:  # with shares: every chunk is saved and only read
+                features = extract(*args, **more)
         finally:
             backbone.to(home)
-        seconds = time.perf_counter() - start
-        log.info("features: %s (%s) extracted with %s in %.1f s (%.1f images/s)", backbone.name, kind, engine,
-                 seconds, len(indices) * views / seconds)
-        write_features(path, features)
-        shutil.rmtree(parts, ignore_errors=True)
+        if shard.index == 0:
+            seconds = time.perf_counter() - start
+            log.info("features: %s (%s) extracted with %s in %.1f s (%.1f images/s)", backbone.name, kind, engine,
+                     seconds, len(indices) * views / seconds)
+            write_features(path, features)
+            shutil.rmtree(parts, ignore_errors=True)
+        if shard.count > 1:
+            trainer.strategy.barrier("features: cache file written")
+            features = read_features(path, shape) if features is None else features
+            if features is None:
+                raise ImgrecError(f"{path}: missing after its extraction on local rank 0 (cache.dir must be a folder "
+                                  "every rank of a node sees)")
         return features
 
-    def prepare_data(self) -> None:
-        """Lightning calls this in one process per node before ``setup`` in all: under DDP one process
-        extracts, and the other ranks' ``setup`` reads what it cached."""
-        self.setup()
+    def _on_all_ranks(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on every rank: a collective under DDP, so every rank calls it at the same point."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return flag
+        return trainer.strategy.reduce_boolean_decision(flag, all=True)
+
+    def _shard(self) -> Shard:
+        """This process's share of an extraction: under DDP its local rank among the ranks of its node (a
+        node's ranks share its cache folder; several nodes each extract, as before, into their own)."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return Shard()
+        return Shard(trainer.local_rank, trainer.num_devices)
 
     def setup(self, stage: str | None = None) -> None:
         if self.plain is not None:

@@ -4,7 +4,9 @@ encoder of a backbone, and a chunked, resumable extraction.
 An extraction writes its features in chunks (``<key>.parts/``, each written atomically), so a killed
 one continues from its last chunk; each chunk seeds its augmentation from (seed, view, chunk), so the
 result equals an uninterrupted extraction. An unreadable or truncated chunk is logged, deleted and
-computed again.
+computed again. The same chunks let several processes share one extraction: :func:`extract_share`
+computes the chunks of one :class:`Shard` (every ``count``-th), and an :func:`extract` afterwards finds
+them all and only reads them, equal to one process's result for the same reason.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -20,10 +24,11 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from imgrec.data.batch_augment import BatchAugment
+from imgrec.data.image_cache import release_pages
 from imgrec.features.allocator import heap_allocations
+from imgrec.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -124,27 +129,73 @@ def chunk_seed(seed: int, view: int, chunk: int) -> int:
     return int(np.random.SeedSequence([seed, view, chunk]).generate_state(1)[0])
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Process ``index`` of ``count`` sharing an extraction (a DDP rank among the ranks of its node)."""
+
+    index: int = 0
+    count: int = 1
+
+    def owns(self, chunk: int) -> bool:
+        return chunk % self.count == self.index
+
+
+@dataclass(frozen=True)
+class Chunk:
+    view: int
+    number: int  # within its view: the augmentation's seed
+    rows: np.ndarray
+    path: Path
+
+
+def chunks(indices: np.ndarray, batch_size: int, parts: Path, views: int, chunk_batches: int) -> list[Chunk]:
+    """Every chunk of an extraction, view by view, each named by its rows (another chunking never matches)."""
+    size, listed = batch_size * chunk_batches, []
+    for v in range(views):
+        for c, start in enumerate(range(0, len(indices), size)):
+            rows = indices[start:start + size]
+            listed.append(Chunk(v, c, rows, parts / f"view{v}_rows{start}-{start + len(rows)}.safetensors"))
+    return listed
+
+
+def chunk_features(encode: Encoder, images: np.ndarray, chunk: Chunk, batch_size: int, num_features: int,
+                   augment: object | None, seed: int) -> tuple[torch.Tensor, bool]:
+    """The chunk's features, read from its file or computed and written; True when computed."""
+    features = read_features(chunk.path, (len(chunk.rows), num_features))
+    if features is not None:
+        return features, False
+    if augment is not None:
+        augment.set_random_seed(chunk_seed(seed, chunk.view, chunk.number))
+    features = torch.cat([encode(x) for x in batches(images, chunk.rows, batch_size, augment)])
+    release_pages(images)  # a memory-mapped array's pages read so far leave this process's memory
+    write_features(chunk.path, features)
+    return features, True
+
+
 def extract(encode: Encoder, images: np.ndarray, indices: np.ndarray, batch_size: int, parts: Path,
             num_features: int, views: int = 1, augment: object | None = None, seed: int = 0,
             chunk_batches: int = CHUNK_BATCHES, desc: str = "features") -> torch.Tensor:
     """``(len(indices), views, num_features)`` features of ``images[indices]``, each chunk of
     ``chunk_batches`` batches saved under ``parts`` as it completes; chunks already there are reused."""
-    chunk = batch_size * chunk_batches
-    starts = range(0, len(indices), chunk)
-    stacked = []
-    with heap_allocations(), tqdm(total=views * len(indices), desc=desc, unit="img", leave=False) as bar:
-        for v in range(views):
-            done = []
-            for c, start in enumerate(starts):
-                rows = indices[start:start + chunk]
-                path = parts / f"view{v}_rows{start}-{start + len(rows)}.safetensors"  # another chunking never matches
-                features = read_features(path, (len(rows), num_features))
-                if features is None:
-                    if augment is not None:
-                        augment.set_random_seed(chunk_seed(seed, v, c))
-                    features = torch.cat([encode(x) for x in batches(images, rows, batch_size, augment)])
-                    write_features(path, features)
-                done.append(features)
-                bar.update(len(rows))
-            stacked.append(torch.cat(done))
-    return torch.stack(stacked, dim=1)
+    done = []
+    with heap_allocations(), progress(views * len(indices), desc) as bar:
+        for chunk in chunks(indices, batch_size, parts, views, chunk_batches):
+            done.append(chunk_features(encode, images, chunk, batch_size, num_features, augment, seed)[0])
+            bar.update(len(chunk.rows))
+    per_view = len(done) // views  # chunks() lists them view by view
+    return torch.stack([torch.cat(done[v * per_view:(v + 1) * per_view]) for v in range(views)], dim=1)
+
+
+def extract_share(encode: Encoder, images: np.ndarray, indices: np.ndarray, batch_size: int, parts: Path,
+                  num_features: int, shard: Shard, views: int = 1, augment: object | None = None, seed: int = 0,
+                  chunk_batches: int = CHUNK_BATCHES, desc: str = "features") -> tuple[int, float]:
+    """Compute and save the chunks of ``shard`` that are not saved yet (chunk ``k`` of all views in
+    order is the shard's when ``k % count == index``). Returns the images computed and the seconds taken."""
+    mine = [c for k, c in enumerate(chunks(indices, batch_size, parts, views, chunk_batches)) if shard.owns(k)]
+    computed, start = 0, time.perf_counter()
+    with heap_allocations(), progress(sum(len(c.rows) for c in mine), desc, bar=shard.index == 0) as bar:
+        for chunk in mine:
+            if chunk_features(encode, images, chunk, batch_size, num_features, augment, seed)[1]:
+                computed += len(chunk.rows)
+            bar.update(len(chunk.rows))
+    return computed, time.perf_counter() - start

@@ -69,6 +69,18 @@ def test_killed_extraction_resumes_to_identical_features(images, tmp_path, monke
     assert len(calls) == chunks - 3  # only the missing chunks were computed
 
 
+def test_shares_cover_every_chunk_once_and_equal_one_process(images, tmp_path, monkeypatch):
+    """Two shards (each with its own augmentation pipeline, as two ranks have) compute every chunk once;
+    an extraction afterwards only reads them and equals one process's, augmented views included."""
+    whole = run(images, tmp_path / "one", study_pipeline(seed=0), views=2)
+    shares = [F.extract_share(encode, images, np.arange(len(images)), BATCH, tmp_path / "two", 12, F.Shard(k, 2),
+                              views=2, augment=study_pipeline(seed=0), seed=7, chunk_batches=CHUNK_BATCHES)
+              for k in range(2)]
+    assert sum(n for n, _ in shares) == 2 * len(images) and min(n for n, _ in shares) > 0
+    monkeypatch.setattr(F, "write_features", lambda *args: pytest.fail("a chunk was computed again"))
+    assert torch.equal(run(images, tmp_path / "two", study_pipeline(seed=0), views=2), whole)
+
+
 def test_truncated_chunk_is_rebuilt(images, tmp_path, caplog):
     whole = run(images, tmp_path / "a")
     chunk = sorted((tmp_path / "a").glob("*.safetensors"))[1]

@@ -64,6 +64,10 @@ def test_preproc_sweep_end_to_end(tmp_path):
 
     out = r.stdout + r.stderr
     assert not [t for t in NOISE if t in out], [line for line in out.splitlines() if any(t in line for t in NOISE)]
+    # stdout is a pipe, not a terminal: no bar and no redraw, one line per epoch (imgrec.utils.progress)
+    assert "\r" not in out and "it/s" not in out and "img/s]" not in out
+    assert all(re.search(rf"\] epoch {e}/4: .*val/f1_micro [\d.]+.* \([\d.]+ s\)$", r.stdout, re.M) for e in (1, 4))
+    assert len(r.stdout) < 20_000, len(r.stdout)
     assert all(f"sweep: run {k}/3" in out for k in (1, 2, 3))
     assert re.search(r"sweep: run 1/3 done in \d+ s, about .* left", out)
     header = out[out.index("Results ("):].splitlines()[1]
