@@ -9,6 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+UMASK = os.umask(0)
+os.umask(UMASK)
+
 
 def write_text(path: str | Path, text: str) -> Path:
     path = Path(path)
@@ -17,6 +20,7 @@ def write_text(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; a result file gets the permissions open() gives
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
