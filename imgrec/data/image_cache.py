@@ -11,46 +11,51 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from imgrec.data.images import decode_images
+from imgrec.data.images import DEFAULT, Decoding, decode_images
 from imgrec.utils.io import write_json
 
 log = logging.getLogger(__name__)
 
 
-def content_key(paths: Sequence[Path], size: int, resize: bool, on_bad_image: str) -> str:
-    h = hashlib.sha256(f"{size}|{resize}|{on_bad_image}".encode())
+def content_key(paths: Sequence[Path], decoding: Decoding) -> str:
+    h = hashlib.sha256(decoding.cache_key().encode())
     for path in paths:
-        h.update(Path(path).name.encode())
-        try:
-            h.update(Path(path).read_bytes())
+        h.update(os.fsencode(Path(path).name))
+        try:  # only regular files: reading a pipe named like an image would wait forever
+            h.update(Path(path).read_bytes() if Path(path).is_file() else b"<not a file>")
         except OSError:
             h.update(b"<unreadable>")  # decoding reports it, naming the file
     return h.hexdigest()[:24]
 
 
-def load_images(paths: Sequence[Path], size: int = 128, resize: bool = True, on_bad_image: str = "error",
+def load_images(paths: Sequence[Path], decoding: Decoding = DEFAULT,
                 cache_dir: str | Path | None = None) -> tuple[np.ndarray, list[int], list[str]]:
-    """:func:`decode_images`, through the on-disk cache when ``cache_dir`` is given."""
+    """:func:`decode_images`, through the on-disk cache when ``cache_dir`` is given. Nothing is written
+    unless every file decoded (or was skipped as asked), and an entry appears whole or not at all."""
     if cache_dir is None:
-        return decode_images(paths, size, resize, on_bad_image)
-    key = content_key(paths, size, resize, on_bad_image)
+        return decode_images(paths, decoding)
+    key = content_key(paths, decoding)
     folder = Path(cache_dir) / "images"
     array, index = folder / f"{key}.npy", folder / f"{key}.json"
     if index.is_file() and array.is_file():  # the index is written last: its presence means complete
-        hit = _read(array, index, size)
+        hit = _read(array, index, decoding.size)
         if hit is not None:
             log.info("images: decoded-image cache hit %s", array)
             return hit
-    images, kept, skipped = decode_images(paths, size, resize, on_bad_image)
+    images, kept, skipped = decode_images(paths, decoding)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.tmp.npy"
-    np.save(tmp, images)
-    tmp.replace(array)
+    tmp = folder / f".{key}.{os.getpid()}.tmp.npy"  # processes that decode at once never share it
+    try:
+        np.save(tmp, images)
+        tmp.replace(array)
+    finally:
+        tmp.unlink(missing_ok=True)
     write_json(index, {"kept": kept, "skipped": skipped, "count": len(paths)})
     return np.load(array, mmap_mode="r"), kept, skipped
 

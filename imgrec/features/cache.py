@@ -31,12 +31,11 @@ from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.record import Dataset
 from imgrec.data.sampler import EpochShuffleSampler
 from imgrec.data.split import Split
-from imgrec.features.engines import check_setting, features_fn, resolve_engine
+from imgrec.features.engines import check_setting, resolve_engine, settle_encoder
 from imgrec.features.extraction import (
     CHUNK_BATCHES,
     Encoder,
     FeatureBackbone,
-    backbone_encoder,
     batches,
     extract,
     feature_key,
@@ -106,21 +105,8 @@ class FeatureDataModule(pl.LightningDataModule):
 
     def _encoder(self, backbone: FeatureBackbone, device: torch.device, bf16: bool,
                  first: torch.Tensor) -> tuple[str, Encoder]:
-        """Settle the engine for ``backbone``: ``cache.engine``'s, tried once on the batch ``first``; one
-        that fails there (export or runtime) is logged in one line and replaced by eager."""
-        engine, encoder = resolve_engine(self.engine, device), None
-        if engine != "eager":
-            try:
-                encoder = features_fn(backbone, engine)
-                shape = tuple(encoder(first).shape)
-                if shape != (len(first), backbone.num_features):
-                    raise ValueError(f"features of shape {shape}, expected {(len(first), backbone.num_features)}")
-            except Exception as err:  # an optional engine never costs the run: eager is always there
-                reason = (str(err).strip().splitlines() or [""])[0][:200]
-                log.warning("features: engine %s failed on the first batch of %s (%s: %s); extracting with eager "
-                            "instead", engine, backbone.name, type(err).__name__, reason)
-                engine, encoder = "eager", None
-        self.encoders[id(backbone)] = engine, encoder or backbone_encoder(backbone, device, bf16)
+        """Settle the engine for ``backbone`` (``cache.engine``'s, or eager if it fails on ``first``)."""
+        self.encoders[id(backbone)] = settle_encoder(backbone, self.engine, device, first, bf16)
         return self.encoders[id(backbone)]
 
     def _cached_backbone(self, backbone: FeatureBackbone, transform: str, indices: np.ndarray, augment: object,
