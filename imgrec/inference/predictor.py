@@ -58,7 +58,8 @@ class Predictor:
         """``(N, H, W, 3)`` uint8 -> ``(N, labels)`` probabilities, ``batch_size`` images at a time."""
         chunks = []
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).permute(0, 3, 1, 2)
+            batch = np.require(images[start:start + batch_size], requirements=("C", "W"))  # a memmap is read-only
+            x = torch.from_numpy(batch).permute(0, 3, 1, 2)
             features = torch.cat([encode(x) for encode in self._encoders(x)], dim=1)
             with torch.inference_mode():
                 chunks.append(torch.sigmoid(self.net.forward_head(features.to(self.device))).float().cpu())

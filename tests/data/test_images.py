@@ -1,5 +1,7 @@
 """Odd image files: each is converted to 8-bit RGB, or refused with one line naming the file."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -66,3 +68,22 @@ def test_skip_counts_bad_images(tmp_path):
     with pytest.raises(ImgrecError, match="on_bad_image='ignore'") as err:
         Decoding(on_bad_image="ignore", prefix="")
     assert not str(err.value).startswith("data.")
+
+
+def test_pixel_limit_from_the_header_names_the_setting(tmp_path):
+    Image.new("RGB", (100, 50)).save(tmp_path / "a.png")
+    with pytest.raises(ImgrecError, match=r"a.png: declares 100x50 = 5,000 pixels, above data.max_pixels=4,999 "):
+        decode_image(tmp_path / "a.png", Decoding(max_pixels=4999))
+    with pytest.raises(ImgrecError, match=r"above max_pixels=4,999 "):
+        decode_image(tmp_path / "a.png", Decoding(max_pixels=4999, prefix=""))
+    assert decode_image(tmp_path / "a.png", Decoding(max_pixels=5e3)).shape == (128, 128, 3)  # 5e3 as Hydra gives it
+    assert Image.MAX_IMAGE_PIXELS == int(1024 * 1024 * 1024 // 4 // 3)  # PIL's own limit is left as it was
+    for bad in (0, -5, 1.5, True, "many"):
+        with pytest.raises(ImgrecError, match=r"data.max_pixels=.*: expected a positive whole number of pixels"):
+            Decoding(max_pixels=bad)
+
+
+def test_a_pipe_named_like_an_image_is_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "a.jpg")
+    with pytest.raises(ImgrecError, match="a.jpg: not a regular file"):
+        decode_image(tmp_path / "a.jpg")
