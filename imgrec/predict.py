@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from imgrec.config.compose import hydra_command
 from imgrec.data.images import Decoding
+from imgrec.features.allocator import heap_allocations
 from imgrec.inference.folder import predict_folder
 from imgrec.inference.predictor import load_predictor
 from imgrec.utils.errors import ImgrecError
@@ -41,8 +42,9 @@ def predict(cfg: DictConfig) -> np.ndarray:
     log.info("thresholds: %s", predictor.rule)
     decoding = Decoding(predictor.image_size, True, cfg.on_bad_image, cfg.max_pixels, prefix="")
     out = Path(cfg.out)
-    predicted = predict_folder(cfg.input, out, lambda images: predictor.probabilities(images, cfg.batch_size),
-                               predictor.label_names, predictor.thresholds, decoding, cfg.batch_size)
+    with heap_allocations():  # as extraction: eager's activations would fault in fresh pages every batch
+        predicted = predict_folder(cfg.input, out, lambda images: predictor.probabilities(images, cfg.batch_size),
+                                   predictor.label_names, predictor.thresholds, decoding, cfg.batch_size)
     log.info("%d images, %d labels: wrote %s and %s", len(predicted), len(predictor.label_names),
              out / "results.txt", out / "predictions.csv")
     return predicted
