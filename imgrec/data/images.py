@@ -173,10 +173,14 @@ def decode_images(paths: Sequence[Path], decoding: Decoding = DEFAULT, workers: 
     kept, skipped = [], []
     with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
         results = pool.map(work, range(len(paths)))
-        for i, problem in enumerate(tqdm(results, total=len(paths), desc="decode images", unit="img",
-                                         disable=not progress or len(paths) < 500)):
-            if problem is None:
-                kept.append(i)
-            else:
-                skipped.append(problem)
+        try:
+            for i, problem in enumerate(tqdm(results, total=len(paths), desc="decode images", unit="img",
+                                             disable=not progress or len(paths) < 500)):
+                if problem is None:
+                    kept.append(i)
+                else:
+                    skipped.append(problem)
+        except BaseException:  # a bad file (on_bad_image=error) or Ctrl-C: the files not started are not decoded
+            pool.shutdown(cancel_futures=True)
+            raise
     return (out[kept] if skipped else out), kept, skipped
