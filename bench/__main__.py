@@ -18,6 +18,7 @@ BENCHMARKS = {
     "backbone": ("backbone", {}),
     "extraction": ("extraction", {}),
     "engines": ("engines", {}),
+    "predict": ("predict", {}),
     "end_to_end": ("end_to_end", {}),
     "end_to_end_arch": ("end_to_end", {"experiment": "arch_sweep"}),  # the uncached side takes hours on a CPU
     "make_run": ("end_to_end", {"make_run": True}),
@@ -25,7 +26,7 @@ BENCHMARKS = {
     "train_predict": ("end_to_end", {"first_run": True}),
     "scaling": ("scaling", {}),  # tens of minutes: by name only
 }
-BY_NAME_ONLY = ("end_to_end_arch", "scaling")  # hours / tens of minutes on a CPU; gpu runs where there is one
+BY_NAME_ONLY = ("end_to_end_arch", "scaling", "train_predict")  # hours / tens of minutes on a CPU; gpu runs where there is one
 
 
 def table(results: list[Result]) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bench.common import IDL_DEV, Result
-from imgrec.data.images import decode_images
+from imgrec.data.images import Decoding, decode_images
 from imgrec.data.readers import list_images
 from imgrec.data.synthetic import make_synthetic
 from imgrec.features.engines import ENGINES, features_fn
@@ -30,7 +30,7 @@ SHORT = {"efficientnet_lite0": "Lite0", "efficientnet_lite2": "Lite2"}
 def decoded_images(n: int) -> tuple[np.ndarray, str]:
     """``n`` dev images as the decoded-image cache holds them (uint8 NHWC, 128 px); synthetic without the data."""
     if IDL_DEV.is_dir():
-        images, _, _ = decode_images(list_images(IDL_DEV / "images")[:n], 128)
+        images, _, _ = decode_images(list_images(IDL_DEV / "images")[:n], Decoding(128))
         return images, f"{n} images of idl2020-dev (128 px JPEG, decoded)"
     return make_synthetic(n, seed=0).images, f"{n} synthetic images (128 px)"
 

@@ -15,7 +15,7 @@ from bench.common import IDL_DEV, Result, best_of
 from imgrec.data.augment import study_pipeline
 from imgrec.data.datamodule import ImageSet
 from imgrec.data.image_cache import load_images
-from imgrec.data.images import decode_image
+from imgrec.data.images import Decoding, decode_image
 from imgrec.data.readers import list_images, read_course
 from imgrec.data.synthetic import make_synthetic, write_course_format
 from imgrec.models.backbones import create_backbone
@@ -31,7 +31,7 @@ class JpegSet(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(decode_image(self.paths[i], 128, True)).permute(2, 0, 1)
+        return torch.from_numpy(decode_image(self.paths[i], Decoding(128))).permute(2, 0, 1)
 
 
 def epoch(dataset: Dataset) -> None:

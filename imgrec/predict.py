@@ -4,12 +4,15 @@ Writes into ``out``:
 
 - ``results.txt``, the course's submission file: one row per image (``im<N>.jpg`` in numeric order,
   then other names), one 0/1 column per label in the checkpoint's label order, as
-  ``np.savetxt(path, y, fmt='%d')``;
-- ``predictions.csv``: file name, the probability of each label, the predicted label names;
+  ``np.savetxt(path, y, fmt='%d')``; an image skipped as bad keeps its row, all 0;
+- ``predictions.csv``: file name, the probability of each label, the predicted label names, and why
+  the file was skipped (empty for the others); ``skipped.txt`` when any was;
 - ``scores.json`` when ``input`` is a course-format folder with ``annotations/``: micro F1 and more.
 
 The checkpoint carries all it needs (:mod:`imgrec.inference.predictor`); its thresholds are applied with
 the rule chosen for them on held-out predictions, by default; ``thresholds=<rule>`` applies another.
+The backbones run on ``engine`` (``auto``: as the feature cache runs them), the folder is streamed in
+chunks (:mod:`imgrec.inference.folder`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from imgrec.config.compose import hydra_command
-from imgrec.inference.predictions_io import read_inputs, write_predictions
+from imgrec.data.images import Decoding
+from imgrec.features.allocator import heap_allocations
+from imgrec.inference.folder import predict_folder
 from imgrec.inference.predictor import load_predictor
 from imgrec.utils.device import resolve_device
 from imgrec.utils.errors import ImgrecError
@@ -35,12 +40,13 @@ def predict(cfg: DictConfig) -> np.ndarray:
             raise ImgrecError(f"{key}=... is required: python -m imgrec.predict ckpt=<file> input=<folder> "
                               "out=<folder>")
     device = resolve_device(cfg.get("device", "auto"))
-    predictor = load_predictor(cfg.ckpt, cfg.get("thresholds"), device)
+    predictor = load_predictor(cfg.ckpt, cfg.get("thresholds"), cfg.engine, device)
     log.info("thresholds: %s; device: %s", predictor.rule, device)
-    inputs = read_inputs(cfg.input, predictor.label_names, predictor.image_size, cfg.on_bad_image)
-    probs = predictor.probabilities(inputs.images, cfg.batch_size)
+    decoding = Decoding(predictor.image_size, True, cfg.on_bad_image, cfg.max_pixels, prefix="")
     out = Path(cfg.out)
-    predicted = write_predictions(out, inputs, probs, predictor.thresholds, predictor.label_names)
+    with heap_allocations():  # as extraction: eager's activations would fault in fresh pages every batch
+        predicted = predict_folder(cfg.input, out, lambda images: predictor.probabilities(images, cfg.batch_size),
+                                   predictor.label_names, predictor.thresholds, decoding, cfg.batch_size)
     log.info("%d images, %d labels: wrote %s and %s", len(predicted), len(predictor.label_names),
              out / "results.txt", out / "predictions.csv")
     return predicted

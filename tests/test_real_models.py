@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from imgrec.data.images import Decoding
 from imgrec.data.readers import read_course
 from imgrec.data.split import RandomSplit
 from tests.conftest import SHARED_DATA, most_frequent_f1, run_cli
@@ -26,7 +27,7 @@ def baseline() -> float:
     root = SHARED_DATA / "idl2020-dev"
     if not root.is_dir():
         pytest.skip(f"{root} is absent")
-    targets = read_course(root, image_size=16).targets
+    targets = read_course(root, Decoding(16)).targets
     return most_frequent_f1(targets[RandomSplit(seed=42)(targets).test])
 
 

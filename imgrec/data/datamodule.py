@@ -17,6 +17,7 @@ from torch.utils.data import Dataset as TorchDataset
 from imgrec.data.balance import Oversampler, SamplerWeights
 from imgrec.data.batch_augment import BatchAugment
 from imgrec.data.corrections import apply_corrections
+from imgrec.data.images import Decoding
 from imgrec.data.readers import read_course, read_table
 from imgrec.data.record import Dataset
 from imgrec.data.sampler import EpochShuffleSampler
@@ -175,24 +176,24 @@ class CourseDataModule(MultiLabelDataModule):
     """A course-format folder: ``<root>/images/im<N>.jpg`` and ``<root>/annotations/<label>.txt``."""
 
     def __init__(self, root: str, image_size: int = 128, resize: bool = True, on_bad_image: str = "error",
-                 cache_dir: str | None = None, **kwargs) -> None:
+                 max_pixels: int | None = None, cache_dir: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.root, self.image_size, self.resize, self.on_bad_image = Path(root), image_size, resize, on_bad_image
-        self.cache_dir = cache_dir
+        self.root, self.cache_dir = Path(root), cache_dir
+        self.decoding = Decoding(image_size, resize, on_bad_image, max_pixels)  # a bad setting stops here
 
     def read(self) -> Dataset:
-        return read_course(self.root, self.image_size, self.resize, self.on_bad_image, self.cache_dir)
+        return read_course(self.root, self.decoding, self.cache_dir)
 
 
 class TableDataModule(MultiLabelDataModule):
     """A CSV/TSV of file names and labels (see :func:`imgrec.data.readers.read_table`)."""
 
     def __init__(self, table: str, images: str | None = None, image_size: int = 128, resize: bool = True,
-                 on_bad_image: str = "error", cache_dir: str | None = None, **kwargs) -> None:
+                 on_bad_image: str = "error", max_pixels: int | None = None, cache_dir: str | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
-        self.table, self.images = table, images
-        self.image_size, self.resize, self.on_bad_image = image_size, resize, on_bad_image
-        self.cache_dir = cache_dir
+        self.table, self.images, self.cache_dir = table, images, cache_dir
+        self.decoding = Decoding(image_size, resize, on_bad_image, max_pixels)
 
     def read(self) -> Dataset:
-        return read_table(self.table, self.images, self.image_size, self.resize, self.on_bad_image, self.cache_dir)
+        return read_table(self.table, self.images, self.decoding, self.cache_dir)

@@ -17,13 +17,14 @@ import hashlib
 import json
 import logging
 import mmap
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from imgrec.data.images import decode_images, decode_into, warn_skipped
+from imgrec.data.images import DEFAULT, Decoding, decode_images, decode_into
 from imgrec.utils.io import write_json
 from imgrec.utils.progress import progress
 
@@ -32,59 +33,58 @@ log = logging.getLogger(__name__)
 BLOCK = 1024  # images decoded between two writes to the cache file: 50 MB at 128 px
 
 
-def content_key(paths: Sequence[Path], size: int, resize: bool, on_bad_image: str) -> str:
-    h = hashlib.sha256(f"{size}|{resize}|{on_bad_image}".encode())
+def content_key(paths: Sequence[Path], decoding: Decoding) -> str:
+    h = hashlib.sha256(decoding.cache_key().encode())
     for path in paths:
-        h.update(Path(path).name.encode())
-        try:
-            h.update(Path(path).read_bytes())
+        h.update(os.fsencode(Path(path).name))
+        try:  # only regular files: reading a pipe named like an image would wait forever
+            h.update(Path(path).read_bytes() if Path(path).is_file() else b"<not a file>")
         except OSError:
             h.update(b"<unreadable>")  # decoding reports it, naming the file
     return h.hexdigest()[:24]
 
 
-def load_images(paths: Sequence[Path], size: int = 128, resize: bool = True, on_bad_image: str = "error",
+def load_images(paths: Sequence[Path], decoding: Decoding = DEFAULT,
                 cache_dir: str | Path | None = None) -> tuple[np.ndarray, list[int], list[str]]:
-    """:func:`decode_images`, through the on-disk cache when ``cache_dir`` is given."""
+    """:func:`decode_images`, through the on-disk cache when ``cache_dir`` is given. Nothing is written
+    unless every file decoded (or was skipped as asked), and an entry appears whole or not at all."""
     if cache_dir is None:
-        return decode_images(paths, size, resize, on_bad_image)
-    key = content_key(paths, size, resize, on_bad_image)
+        return decode_images(paths, decoding)
+    key = content_key(paths, decoding)
     folder = Path(cache_dir) / "images"
     array, index = folder / f"{key}.npy", folder / f"{key}.json"
     if index.is_file() and array.is_file():  # the index is written last: its presence means complete
-        hit = _read(array, index, size)
+        hit = _read(array, index, decoding.size)
         if hit is not None:
             log.info("images: decoded-image cache hit %s", array)
             return hit
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.tmp.npy"
+    tmp = folder / f".{key}.{os.getpid()}.tmp.npy"  # processes that decode at once never share it
     try:
-        kept, skipped = decode_to_file(paths, size, resize, on_bad_image, tmp)
-    except BaseException:  # a bad image (on_bad_image=error), or killed: no partial file is left behind
+        kept, skipped = decode_to_file(paths, decoding, tmp)
+        tmp.replace(array)
+    finally:  # a bad image (on_bad_image=error), or killed: no partial file is left behind
         tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(array)
     write_json(index, {"kept": kept, "skipped": skipped, "count": len(paths)})
     return np.load(array, mmap_mode="r"), kept, skipped
 
 
-def decode_to_file(paths: Sequence[Path], size: int, resize: bool, on_bad_image: str,
-                   path: Path) -> tuple[list[int], list[str]]:
+def decode_to_file(paths: Sequence[Path], decoding: Decoding, path: Path) -> tuple[list[int], list[str]]:
     """Decode ``paths`` into the ``.npy`` file ``path``, :data:`BLOCK` images at a time, so that memory
     holds one block whatever the number of images. Returns the indices kept and the problems skipped."""
+    size = decoding.size
     kept: list[int] = []
     skipped: list[str] = []
     block = np.empty((min(BLOCK, len(paths)), size, size, 3), dtype=np.uint8)
-    with path.open("wb") as f, progress(len(paths), "decode images", bar=len(paths) >= 500) as bar:
+    with path.open("wb") as f, progress(len(paths), "decode images", bar=len(paths) >= 500) as counter:
         np.lib.format.write_array_header_1_0(f, npy_header(len(paths), size))
         offset = f.tell()
         for start in range(0, len(paths), BLOCK):
             rows = paths[start:start + BLOCK]
-            ok, bad = decode_into(block, rows, size, resize, on_bad_image, bar)
+            ok, bad = decode_into(block, rows, decoding, counter)
             f.write(block[:len(rows)][ok].tobytes() if bad else block[:len(rows)].tobytes())
             kept += [start + i for i in ok]
             skipped += bad
-    warn_skipped(skipped)
     if skipped:  # the header counted every path: write it again with the images kept
         fixed = path.with_name(f"{path.stem}.kept.npy")
         with path.open("rb") as src, fixed.open("wb") as dst:

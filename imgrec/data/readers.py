@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from imgrec.data.image_cache import load_images
+from imgrec.data.images import DEFAULT, Decoding
 from imgrec.data.record import Dataset
 from imgrec.utils.errors import ImgrecError
 
@@ -25,11 +26,13 @@ def image_number(name: str) -> int | None:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files of ``folder``: course names (``im<N>.jpg``) in numeric order, then the rest by name."""
+    """Entries of ``folder`` named like images: course names (``im<N>.jpg``) in numeric order, then the rest
+    by name. Files or not: a directory or a broken link named like an image is the decoder's to report
+    (or skip), never dropped unseen."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImgrecError(f"{folder}: image folder not found")
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
     return sorted(files, key=lambda p: (image_number(p.name) is None, image_number(p.name) or 0, p.name))
 
 
@@ -52,9 +55,13 @@ def read_annotation_file(path: Path) -> list[int]:
     return numbers
 
 
-def read_course(root: str | Path, image_size: int = 128, resize: bool = True, on_bad_image: str = "error",
-                cache_dir: str | Path | None = None) -> Dataset:
-    """``<root>/images/im<N>.jpg`` + ``<root>/annotations/<label>.txt`` (image numbers, one a line).
+def read_course(root: str | Path, decoding: Decoding = DEFAULT, cache_dir: str | Path | None = None) -> Dataset:
+    """``<root>/images/im<N>.jpg`` + ``<root>/annotations/<label>.txt`` (image numbers, one a line), decoded."""
+    return _decode(*course_listing(root), decoding, cache_dir)
+
+
+def course_listing(root: str | Path) -> tuple[list[Path], np.ndarray, list[str]]:
+    """The images of a course-format folder, their targets and the label names, nothing decoded.
 
     Labels are the annotation file names in alphabetical order; an image in no file has no label.
     """
@@ -75,30 +82,40 @@ def read_course(root: str | Path, image_size: int = 128, resize: bool = True, on
             if n not in row:
                 raise ImgrecError(f"{f}: names image {n}, but {img_dir}/im{n}.jpg does not exist")
             targets[row[n], j] = 1
-    return _decode(paths, targets, [f.stem for f in label_files], image_size, resize, on_bad_image, cache_dir)
+    return paths, targets, [f.stem for f in label_files]
 
 
-def read_table(path: str | Path, images: str | Path | None = None, image_size: int = 128, resize: bool = True,
-               on_bad_image: str = "error", cache_dir: str | Path | None = None) -> Dataset:
-    """A CSV/TSV: a file-name column, then either one 0/1 column per label or one column of
-    space-separated label names. File names are relative to ``images`` (default: the table's folder)."""
+def read_table(path: str | Path, images: str | Path | None = None, decoding: Decoding = DEFAULT,
+               cache_dir: str | Path | None = None) -> Dataset:
+    """A CSV/TSV in UTF-8 (a BOM and any line ends are fine): a file-name column, then either one 0/1 column
+    per label or one column of space-separated label names. File names are relative to ``images``
+    (default: the table's folder); each file is listed once. Cells are stripped of surrounding blanks."""
     path = Path(path)
     if not path.is_file():
         raise ImgrecError(f"{path}: label table not found")
-    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh, delimiter=delimiter) if r]
-    if len(rows) < 2 or len(rows[0]) < 2:
+    rows = _table_rows(path)
+    if len(rows) < 2 or len(rows[0][1]) < 2:
         raise ImgrecError(f"{path}: expected a header and rows of <file>,<labels...>")
-    header, body = rows[0], rows[1:]
-    for lineno, r in enumerate(body, 2):
+    (header_line, header), body = rows[0], rows[1:]
+    first: dict[str, int] = {}
+    for lineno, r in body:
         if len(r) != len(header):
             raise ImgrecError(f"{path}:{lineno}: {len(r)} columns, the header has {len(header)}")
+        if not r[0]:
+            raise ImgrecError(f"{path}:{lineno}: empty file name")
+        if r[0] in first:
+            raise ImgrecError(f"{path}:{lineno}: {r[0]} is listed again (first on line {first[r[0]]})")
+        first[r[0]] = lineno
     base = Path(images) if images is not None else path.parent
-    paths = [base / r[0] for r in body]
-    cells = [r[1:] for r in body]
+    paths = [base / r[0] for _, r in body]
+    cells = [r[1:] for _, r in body]
     if all(c in ("0", "1") for r in cells for c in r):
-        label_names = [h.strip() for h in header[1:]]
+        label_names = header[1:]
+        for j, name in enumerate(label_names):
+            if not name:
+                raise ImgrecError(f"{path}:{header_line}: column {j + 2} has no label name")
+            if name in label_names[:j]:
+                raise ImgrecError(f"{path}:{header_line}: label {name!r} heads two columns")
         targets = np.array(cells, dtype=np.uint8)
     elif len(header) == 2:
         label_names = sorted({name for r in cells for name in r[0].split()})
@@ -108,14 +125,30 @@ def read_table(path: str | Path, images: str | Path | None = None, image_size: i
             for name in r[0].split():
                 targets[i, col[name]] = 1
     else:
-        bad = next((lineno, c) for lineno, r in enumerate(cells, 2) for c in r if c not in ("0", "1"))
-        raise ImgrecError(f"{path}:{bad[0]}: {bad[1]!r} is not 0 or 1")
+        lineno, cell = next((lineno, c) for lineno, r in body for c in r[1:] if c not in ("0", "1"))
+        raise ImgrecError(f"{path}:{lineno}: {cell!r} is not 0 or 1")
     if not label_names:
         raise ImgrecError(f"{path}: no labels found")
-    return _decode(paths, targets, label_names, image_size, resize, on_bad_image, cache_dir)
+    return _decode(paths, targets, label_names, decoding, cache_dir)
 
 
-def _decode(paths: list[Path], targets: np.ndarray, label_names: list[str], image_size: int, resize: bool,
-            on_bad_image: str, cache_dir: str | Path | None) -> Dataset:
-    images, kept, skipped = load_images(paths, image_size, resize, on_bad_image, cache_dir)
+def _table_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a table with the line each ends on, cells stripped."""
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            return [(reader.line_num, cells) for cells in ([c.strip() for c in r] for r in reader) if any(cells)]
+    except UnicodeDecodeError as e:
+        raise ImgrecError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from e
+    except csv.Error as e:
+        raise ImgrecError(f"{path}: not a readable table ({e})") from e
+
+
+def _decode(paths: list[Path], targets: np.ndarray, label_names: list[str], decoding: Decoding,
+            cache_dir: str | Path | None) -> Dataset:
+    images, kept, skipped = load_images(paths, decoding, cache_dir)
+    if skipped:
+        log.warning("skipped %d bad image(s) (%s=skip); first: %s", len(skipped), decoding.key("on_bad_image"),
+                    skipped[0])
     return Dataset(images, targets[kept], label_names, [paths[i].name for i in kept], skipped)

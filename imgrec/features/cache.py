@@ -36,7 +36,7 @@ from imgrec.data.datamodule import MultiLabelDataModule
 from imgrec.data.record import Dataset
 from imgrec.data.sampler import EpochShuffleSampler
 from imgrec.data.split import Split
-from imgrec.features.engines import check_setting, features_fn, resolve_engine
+from imgrec.features.engines import check_setting, resolve_engine, settle_encoder
 from imgrec.features.extraction import (
     CHUNK_BATCHES,
     Encoder,
@@ -113,23 +113,12 @@ class FeatureDataModule(pl.LightningDataModule):
         return self.images.train_indices
 
     def _encoder(self, backbone: FeatureBackbone, device: torch.device, first: torch.Tensor) -> tuple[str, Encoder]:
-        """Settle the engine for ``backbone``: ``cache.engine``'s, tried once on the batch ``first``; one
-        that fails there (export or runtime) is logged in one line and replaced by eager."""
-        engine, encoder = resolve_engine(self.engine, device), None
-        if engine != "eager":
-            try:
-                encoder = features_fn(backbone, engine)
-                shape = tuple(encoder(first).shape)
-                if shape != (len(first), backbone.num_features):
-                    raise ValueError(f"features of shape {shape}, expected {(len(first), backbone.num_features)}")
-            except Exception as err:  # an optional engine never costs the run: eager is always there
-                reason = (str(err).strip().splitlines() or [""])[0][:200]
-                log.warning("features: engine %s failed on the first batch of %s (%s: %s); extracting with eager "
-                            "instead", engine, backbone.name, type(err).__name__, reason)
-                encoder = None
-            if not self._on_all_ranks(encoder is not None):  # ranks that share chunks run the same engine
-                engine, encoder = "eager", None
-        self.encoders[id(backbone)] = engine, encoder or backbone_encoder(backbone, device)
+        """Settle the engine for ``backbone`` (``cache.engine``'s, or eager if it fails on ``first``); ranks
+        that share chunks run the same engine, so one rank's failure sends every rank to eager."""
+        engine, encoder = settle_encoder(backbone, self.engine, device, first)
+        if not self._on_all_ranks(engine == resolve_engine(self.engine, device)):
+            engine, encoder = "eager", backbone_encoder(backbone, device)
+        self.encoders[id(backbone)] = engine, encoder
         return self.encoders[id(backbone)]
 
     def _cached_backbone(self, backbone: FeatureBackbone, transform: str, indices: np.ndarray, augment: object,

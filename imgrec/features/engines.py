@@ -10,8 +10,9 @@ here as the ``nn.Module`` it is: this package sits below ``models/`` and imports
 - ``onnxruntime`` / ``openvino``: the backbone, resize and normalisation included, exported to ONNX
   for each input size it meets (traced at that size, dynamic batch) and run by that runtime on the CPU.
 
-All compute the same function; they differ in rounding only (``tests/test_engines.py`` bounds it).
-The feature cache runs the engine :func:`resolve_engine` picks for its ``cache.engine`` setting.
+All compute the same function; they differ in rounding only (``tests/features/test_engines.py`` bounds it).
+The feature cache (``cache.engine``) and ``imgrec predict`` (``engine``) run the engine
+:func:`settle_encoder` settles on: :func:`resolve_engine`'s pick, tried on the first batch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import io
+import logging
 import warnings
 from collections.abc import Callable
 
@@ -26,16 +28,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from imgrec.features.extraction import Encoder, backbone_encoder
 from imgrec.utils.errors import ImgrecError
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("eager", "channels_last", "compile", "onnxruntime", "openvino")
 SETTINGS = ("auto", *ENGINES)  # what ``cache.engine`` accepts
 OPSET = 18
 
-Features = Callable[[torch.Tensor], torch.Tensor]
 
-
-def features_fn(backbone: nn.Module, engine: str = "eager") -> Features:
+def features_fn(backbone: nn.Module, engine: str = "eager") -> Encoder:
     """``backbone`` (frozen, put in eval mode here) as run by ``engine``; the backbone itself is left
     unchanged (the torch switches act on a copy). Features are plain tensors (``no_grad``, not
     ``inference_mode``): they become the inputs of a head that is trained."""
@@ -51,9 +54,10 @@ def features_fn(backbone: nn.Module, engine: str = "eager") -> Features:
     return RuntimeFeatures(backbone, engine)
 
 
-def check_setting(setting: str) -> None:
+def check_setting(setting: str, key: str = "cache.engine") -> None:
+    """``key`` names the setting in the user's command (``engine`` for predict)."""
     if setting not in SETTINGS:
-        raise ImgrecError(f"cache.engine={setting}: expected one of {', '.join(SETTINGS)}")
+        raise ImgrecError(f"{key}={setting}: expected one of {', '.join(SETTINGS)}")
 
 
 def resolve_engine(setting: str, device: torch.device) -> str:
@@ -66,6 +70,26 @@ def resolve_engine(setting: str, device: torch.device) -> str:
     if setting != "auto":
         return setting
     return next((e for e in ("openvino", "onnxruntime") if importlib.util.find_spec(e) is not None), "eager")
+
+
+def settle_encoder(backbone: nn.Module, setting: str, device: torch.device, first: torch.Tensor,
+                   task: str = "features", verb: str = "extracting") -> tuple[str, Encoder]:
+    """The engine ``setting`` means on ``device`` for ``backbone``, tried once on the batch ``first``, and
+    its encoder. One that fails there (export or runtime) is logged in one line and replaced by eager:
+    an optional engine never costs the run. ``task`` and ``verb`` name the work in that line."""
+    engine, encoder = resolve_engine(setting, device), None
+    if engine != "eager":
+        try:
+            encoder = features_fn(backbone, engine)
+            shape = tuple(encoder(first).shape)
+            if shape != (len(first), backbone.num_features):
+                raise ValueError(f"features of shape {shape}, expected {(len(first), backbone.num_features)}")
+        except Exception as err:  # noqa: BLE001 - whatever the runtime raises, eager is always there
+            reason = (str(err).strip().splitlines() or [""])[0][:200]
+            log.warning("%s: engine %s failed on the first batch of %s (%s: %s); %s with eager instead", task, engine,
+                        backbone.name, type(err).__name__, reason, verb)
+            engine, encoder = "eager", None
+    return engine, encoder or backbone_encoder(backbone, device)
 
 
 def onnx_bytes(backbone: nn.Module, height: int, width: int) -> bytes:

@@ -1,9 +1,9 @@
 """Predict with an exported ONNX model, no training stack: ``imgrec predict model=<file.onnx> input=<folder>
-[out=<folder>] [thresholds=0.5|global|per_label] [batch_size=64] [on_bad_image=error|skip]``.
+[out=<folder>] [thresholds=0.5|global|per_label] [batch_size=64] [on_bad_image=error|skip] [max_pixels=N]``.
 
 Imports numpy, onnxruntime, PIL and torch-free imgrec modules only (``pip install imgrec[onnx]``); no
-torch, Lightning or Hydra. Reads the folder and writes ``results.txt``, ``predictions.csv`` (and
-``scores.json`` for a course-format folder) through :mod:`imgrec.inference.predictions_io`, as the checkpoint
+torch, Lightning or Hydra. Reads the folder in chunks and writes ``results.txt``, ``predictions.csv`` (and
+``scores.json`` for a course-format folder) through :mod:`imgrec.inference.folder`, as the checkpoint
 path does. The model's own metadata (written by :mod:`imgrec.inference.onnx_export`) gives the label names, the
 decoded image size and the thresholds; without it the file is not taken.
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from imgrec.inference.predictions_io import read_inputs, write_predictions
+from imgrec.data.images import Decoding
+from imgrec.inference.folder import predict_folder
 from imgrec.utils.errors import ImgrecError, exit_on_user_error
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,10 @@ PREFIX = "imgrec."
 MARKER, FORMAT_VERSION = "imgrec.format", "1"  # the key that makes an ONNX file imgrec's
 REQUIRED = ("label_names", "image_size", "threshold_rule", "thresholds")
 RULES = ("0.5", "global", "per_label")
-# The command's settings and their defaults (the same as conf/predict.yaml's; a test compares them).
+# The command's settings and their defaults (the same as conf/predict.yaml's but engine, the checkpoint's
+# alone; a test compares them).
 DEFAULTS = {"model": None, "input": None, "out": "predictions", "batch_size": 64, "on_bad_image": "error",
-            "thresholds": None}
+            "max_pixels": None, "thresholds": None}
 
 
 def encode_metadata(meta: dict) -> dict[str, str]:
@@ -120,15 +122,22 @@ def parse_args(argv: list[str]) -> dict:
         settings["batch_size"] = int(settings["batch_size"])
     except ValueError as err:
         raise ImgrecError(f"batch_size={settings['batch_size']}: not an integer") from err
+    if settings["max_pixels"] in ("null", "None", ""):
+        settings["max_pixels"] = None
+    elif settings["max_pixels"] is not None:
+        try:
+            settings["max_pixels"] = float(settings["max_pixels"])  # 1e9 as on Hydra's command line
+        except ValueError as err:
+            raise ImgrecError(f"max_pixels={settings['max_pixels']}: not a number") from err
     return settings
 
 
 def predict(settings: dict) -> np.ndarray:
     predictor = load_onnx(settings["model"], settings["thresholds"])
-    inputs = read_inputs(settings["input"], predictor.label_names, predictor.image_size, settings["on_bad_image"])
-    probs = predictor.probabilities(inputs.images, settings["batch_size"])
-    out = Path(settings["out"])
-    predicted = write_predictions(out, inputs, probs, predictor.thresholds, predictor.label_names)
+    decoding = Decoding(predictor.image_size, True, settings["on_bad_image"], settings["max_pixels"], prefix="")
+    out, batch_size = Path(settings["out"]), settings["batch_size"]
+    predicted = predict_folder(settings["input"], out, lambda images: predictor.probabilities(images, batch_size),
+                               predictor.label_names, predictor.thresholds, decoding, batch_size)
     log.info("%d images, %d labels (thresholds: %s): wrote %s and %s", len(predicted), len(predictor.label_names),
              predictor.rule, out / "results.txt", out / "predictions.csv")
     return predicted

@@ -1,8 +1,14 @@
-"""What every predict path shares, torch-free: reading the input folder and writing the prediction files.
+"""What every predict path shares, torch-free: listing the input folder and writing the prediction files.
 
 Both ``imgrec.predict`` (a checkpoint, PyTorch) and ``imgrec.inference.onnx_predict`` (an ONNX file, onnxruntime)
-go through here, so they decode the same pixels and write byte-identical files for the same
-probabilities. Nothing here may import torch, Lightning or Hydra.
+go through here and :mod:`imgrec.inference.folder`, so they decode the same pixels and write
+byte-identical files for the same probabilities. Nothing here may import torch, Lightning or Hydra.
+
+A file skipped as bad (``on_bad_image=skip``) keeps its row: ``results.txt`` has one row per listed
+image, whatever was skipped, and a skipped image's row is all 0 (no label: what about half of the
+course's test images truly have), so row N is always the N-th image and a grader never scores an image
+against another's labels. The warning, ``skipped.txt`` and the ``skipped`` column of
+``predictions.csv`` name each one.
 """
 
 from __future__ import annotations
@@ -14,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from imgrec.data.images import decode_images
-from imgrec.data.readers import list_images, read_course
+from imgrec.data.images import Decoding, display, open_image
+from imgrec.data.readers import course_listing, list_images
 from imgrec.evaluation.micro import micro_scores
 from imgrec.utils.errors import ImgrecError
 from imgrec.utils.io import write_json, write_text
@@ -27,74 +32,105 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Inputs:
-    images: np.ndarray
-    names: list[str]
+    paths: list[Path]
     targets: np.ndarray | None  # with annotations: in the model's label order
 
+    @property
+    def names(self) -> list[str]:
+        return [display(p.name) for p in self.paths]
 
-def read_inputs(folder: str | Path, label_names: list[str], image_size: int, on_bad_image: str = "error") -> Inputs:
+
+@dataclass
+class Predictions:
+    probs: np.ndarray  # (N, labels) float32, one row per input; a skipped file's row is 0
+    skipped: dict[int, str]  # row -> why that file was skipped
+
+    def predicted(self, thresholds: np.ndarray) -> np.ndarray:
+        """The 0/1 decisions (``probs > thresholds``); a skipped file's row is all 0."""
+        predicted = (self.probs > thresholds).astype(int)
+        predicted[list(self.skipped)] = 0
+        return predicted
+
+
+def list_inputs(folder: str | Path, label_names: list[str]) -> Inputs:
     """A folder of images, or a course-format folder (``images/``, and ``annotations/`` whose labels must
-    be the model's). Images are decoded at ``image_size`` exactly as in training."""
+    be the model's); nothing is decoded yet."""
     folder = Path(folder)
     if (folder / "annotations").is_dir():
-        note_other_sizes(list_images(folder / "images"), image_size)
-        data = read_course(folder, image_size, True, on_bad_image)
-        if sorted(data.label_names) != sorted(label_names):
-            extra = sorted(set(data.label_names) - set(label_names))
-            lacking = sorted(set(label_names) - set(data.label_names))
+        paths, targets, names = course_listing(folder)
+        if sorted(names) != sorted(label_names):
+            extra = sorted(set(names) - set(label_names))
+            lacking = sorted(set(label_names) - set(names))
             raise ImgrecError(f"{folder / 'annotations'}: labels differ from the model's "
                               f"(not in the model: {extra or 'none'}; missing: {lacking or 'none'})")
-        order = [data.label_names.index(name) for name in label_names]
-        return Inputs(data.images, data.names, data.targets[:, order])
+        return Inputs(paths, targets[:, [names.index(name) for name in label_names]])
     image_dir = folder / "images" if (folder / "images").is_dir() else folder
     paths = list_images(image_dir)
     if not paths:
         raise ImgrecError(f"{image_dir}: no image files")
-    note_other_sizes(paths, image_size)
-    images, kept, _ = decode_images(paths, image_size, True, on_bad_image)
-    if not kept:
-        raise ImgrecError(f"{image_dir}: no readable images")
-    return Inputs(images, [paths[i].name for i in kept], None)
+    return Inputs(paths, None)
 
 
-def note_other_sizes(paths: list[Path], image_size: int) -> int:
-    """Log one line when images are not ``image_size`` square (read from headers only): they are resized
-    as training resized them, which is fine for a model trained on resized images and worth knowing
-    otherwise. Returns how many differ; unreadable files are left to the decoder's errors."""
+def check_headers(paths: list[Path], decoding: Decoding) -> int:
+    """Read every header before any inference: with ``on_bad_image=error`` a file whose header is bad
+    (empty, not an image, too large...) stops the command here, not minutes later. Logs one line when
+    images are not ``decoding.size`` square: they are resized as training resized them, which is fine
+    for a model trained on resized images and worth knowing otherwise. Returns how many differ."""
     other = []
     for path in paths:
         try:
-            with Image.open(path) as img:
-                if img.size != (image_size, image_size):
+            with open_image(path, decoding) as img:
+                if img.size != (decoding.size, decoding.size):
                     other.append((path, img.size))
-        except (OSError, SyntaxError, ValueError):
-            continue
+        except ImgrecError:
+            if decoding.on_bad_image == "error":
+                raise
     if other:
         path, (w, h) = other[0]
+        size = decoding.size
         log.warning("note: %d of %d images are not %dx%d, the size the model was trained at (first: %s, %dx%d); "
-                    "resized to %dx%d (PIL bilinear, as in training)", len(other), len(paths), image_size,
-                    image_size, path, w, h, image_size, image_size)
+                    "resized to %dx%d (PIL bilinear, as in training)", len(other), len(paths), size, size,
+                    display(path), w, h, size, size)
     return len(other)
 
 
-def write_predictions(out: Path, inputs: Inputs, probs: np.ndarray, thresholds: np.ndarray,
-                      label_names: list[str]) -> np.ndarray:
-    """``results.txt``, ``predictions.csv`` (and ``scores.json`` with targets) in ``out``; returns the 0/1
-    matrix (``probs > thresholds``)."""
-    predicted = (probs > thresholds).astype(int)
+def write_predictions(out: Path, inputs: Inputs, predictions: Predictions, thresholds: np.ndarray,
+                      label_names: list[str], decoding: Decoding) -> np.ndarray:
+    """``results.txt``, ``predictions.csv`` (``skipped.txt`` when files were skipped, ``scores.json`` with
+    targets) in ``out``; returns the 0/1 matrix."""
+    predicted = predictions.predicted(thresholds)
     buffer = io.StringIO()
     np.savetxt(buffer, predicted, fmt="%d")
     write_text(out / "results.txt", buffer.getvalue())
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", *(f"p_{name}" for name in label_names), "labels"])
-    for name, p, row in zip(inputs.names, probs, predicted):
+    writer.writerow(["file", *(f"p_{name}" for name in label_names), "labels", "skipped"])
+    for i, (name, p, row) in enumerate(zip(inputs.names, predictions.probs, predicted)):
+        if i in predictions.skipped:
+            writer.writerow([name, *([""] * len(label_names)), "", predictions.skipped[i]])
+            continue
         labels = " ".join(label for label, on in zip(label_names, row) if on)
-        writer.writerow([name, *(f"{v:.6f}" for v in p), labels])
+        writer.writerow([name, *(f"{v:.6f}" for v in p), labels, ""])
     write_text(out / "predictions.csv", buffer.getvalue())
+    report_skipped(out, inputs, predictions.skipped, decoding)
     if inputs.targets is not None:
-        scores = micro_scores(inputs.targets, predicted)
-        write_json(out / "scores.json", {**scores, "images": len(predicted)})
-        log.info("micro F1 %.4f (precision %.4f, recall %.4f) on %d labelled images", scores["f1_micro"],
-                 scores["precision"], scores["recall"], len(predicted))
+        scores = {**micro_scores(inputs.targets, predicted), "images": len(predicted),
+                  "skipped": len(predictions.skipped)}
+        write_json(out / "scores.json", scores)
+        log.info("micro F1 %.4f (precision %.4f, recall %.4f) on %d labelled images%s", scores["f1_micro"],
+                 scores["precision"], scores["recall"], len(predicted),
+                 f" ({len(predictions.skipped)} skipped, scored as no label)" if predictions.skipped else "")
     return predicted
+
+
+def report_skipped(out: Path, inputs: Inputs, skipped: dict[int, str], decoding: Decoding) -> None:
+    """``skipped.txt`` (a row of results.txt, tab, why) and one warning line; a stale one is removed."""
+    path = out / "skipped.txt"
+    if not skipped:
+        path.unlink(missing_ok=True)  # from an earlier prediction into the same folder
+        return
+    write_text(path, "".join(f"{i + 1}\t{why}\n" for i, why in sorted(skipped.items())))
+    named = [f"{inputs.names[i]} (row {i + 1})" for i in sorted(skipped)]
+    log.warning("skipped %d bad image(s) (%s=skip): %s; their rows in results.txt are all 0, reasons in %s",
+                len(skipped), decoding.key("on_bad_image"), ", ".join(named[:5]) + (", ..." if len(named) > 5 else ""),
+                path)

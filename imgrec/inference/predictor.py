@@ -4,11 +4,18 @@ The checkpoint carries all it needs (:class:`imgrec.models.checkpoint.Checkpoint
 rebuilt with pretrained weights off since the checkpoint holds the weights; per backbone its input size
 and normalisation; the size images were decoded at; the thresholds fitted on held-out predictions and
 the rule chosen for them (``0.5``, ``global`` or ``per_label``, see :mod:`imgrec.evaluation.thresholds`).
+
+Every net is its backbones (a scratch net's trunk is one) with a head on their concatenated features.
+:meth:`Predictor.probabilities` runs each backbone through the engine the feature cache would use
+(:func:`imgrec.features.engines.settle_encoder`: OpenVINO, onnxruntime or eager) and the small head
+eagerly: the head sees features computed as training's cached ones were, and all inference goes
+through that one method.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +24,23 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from imgrec.features.engines import check_setting, settle_encoder
+from imgrec.features.extraction import Encoder
 from imgrec.models.checkpoint import CheckpointMeta, read_checkpoint
 from imgrec.models.summary import backbones_of
 from imgrec.utils.errors import ImgrecError
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Predictor:
-    net: nn.Module
+    net: nn.Module  # in eval mode, on ``device``
     meta: CheckpointMeta
     rule: str  # the threshold rule applied
+    engine: str = "eager"  # what runs the backbones: a setting of imgrec.features.engines.SETTINGS
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    encoders: list[Encoder] | None = field(default=None, repr=False)  # settled on the first batch
 
     @property
     def label_names(self) -> list[str]:
@@ -40,27 +54,43 @@ class Predictor:
     def thresholds(self) -> np.ndarray:  # one per label: those of ``rule``
         return self.meta.applied.applied(self.rule).astype(np.float32)
 
-    @torch.inference_mode()
     def probabilities(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """``(N, H, W, 3)`` uint8 -> ``(N, labels)`` probabilities, computed in float32 on the net's device
-        (the uint8 batches go there: a quarter of the bytes of float ones)."""
-        device = next(self.net.parameters()).device
-        chunks = [torch.sigmoid(self.net(torch.from_numpy(images[i:i + batch_size]).to(device).permute(0, 3, 1, 2)))
-                  .float().cpu() for i in range(0, len(images), batch_size)]
+        """``(N, H, W, 3)`` uint8 -> ``(N, labels)`` probabilities, ``batch_size`` images at a time."""
+        chunks = []
+        for start in range(0, len(images), batch_size):
+            batch = np.require(images[start:start + batch_size], requirements=("C", "W"))  # a memmap is read-only
+            x = torch.from_numpy(batch).permute(0, 3, 1, 2)
+            features = torch.cat([encode(x) for encode in self._encoders(x)], dim=1)
+            with torch.inference_mode():
+                chunks.append(torch.sigmoid(self.net.forward_head(features.to(self.device))).float().cpu())
         return torch.cat(chunks).numpy()
 
+    def _encoders(self, first: torch.Tensor) -> list[Encoder]:
+        """Each backbone's encoder, settled once, on one image of the first batch."""
+        if self.encoders is None:
+            self.encoders = []
+            for backbone in backbones_of(self.net):
+                engine, encode = settle_encoder(backbone, self.engine, self.device, first[:1], task="predict",
+                                                verb="predicting")
+                log.info("predict: %s (%d px) runs on %s", backbone.name, backbone.input_size, engine)
+                self.encoders.append(encode)
+        return self.encoders
 
-def load_predictor(path: str | Path, rule: str | None = None, device: torch.device | None = None) -> Predictor:
+
+def load_predictor(path: str | Path, rule: str | None = None, engine: str = "eager",
+                   device: torch.device | None = None) -> Predictor:
     """Rebuild the net of an ``imgrec.run`` checkpoint, loaded with ``weights_only=True``, on ``device``
     (default: the CPU; :func:`imgrec.utils.device.resolve_device` turns a setting into one); ``rule``
-    overrides the checkpoint's threshold rule."""
+    overrides the checkpoint's threshold rule; ``engine`` runs the backbones (``predict``'s setting)."""
+    check_setting(engine, "engine")
     meta, ckpt = read_checkpoint(path)
     net = rebuild_net(meta)
     state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(state)
     rule = meta.applied.rule if rule is None else str(rule)  # thresholds=0.5 arrives as a float
     meta.applied.applied(rule)  # an unknown rule fails here, before any image is read
-    return Predictor(net.eval().to(device or torch.device("cpu")), meta, rule)
+    device = device or torch.device("cpu")
+    return Predictor(net.eval().to(device), meta, rule, engine, device)
 
 
 def rebuild_net(meta: CheckpointMeta) -> nn.Module:

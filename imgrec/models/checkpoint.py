@@ -19,7 +19,6 @@ from torch import nn
 
 from imgrec.evaluation.thresholds import Thresholds
 from imgrec.models.summary import describe
-from imgrec.utils.checkpoint_io import AtomicCheckpointIO
 from imgrec.utils.errors import ImgrecError
 
 REQUIRED = ("net_config", "input_sizes", "normalisation", "image_size")  # what rebuilding the net needs
@@ -118,6 +117,9 @@ def read_checkpoint(path: str | Path) -> tuple[CheckpointMeta, dict[str, Any]]:
 
 def write_checkpoint(ckpt: dict[str, Any], meta: CheckpointMeta, path: str | Path) -> Path:
     """``ckpt`` with ``meta`` as its ``hyper_parameters``, saved atomically to ``path``."""
+    # Imported here: Lightning's import (seconds) is for writing; predict and export only read checkpoints.
+    from imgrec.utils.checkpoint_io import AtomicCheckpointIO
+
     ckpt["hyper_parameters"] = meta.to_hparams()
     AtomicCheckpointIO().save_checkpoint(ckpt, path)
     return Path(path)

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from imgrec.models.checkpoint import CheckpointMeta
+from imgrec.models.summary import backbones_of
 from imgrec.utils.errors import ImgrecError
 
 EPS = 1e-6  # the mean probability is clamped to [EPS, 1 - EPS] before its logit
@@ -41,7 +42,20 @@ class ProbabilityAverageNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, 3, H, W) -> logits of the weighted mean probability."""
-        mean = sum(w * torch.sigmoid(m(x).float()) for w, m in zip(self.weights, self.members))
+        return self._mean_logit([m(x) for m in self.members])
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """The features of every member's backbones, concatenated in member order (as predict's engines
+        compute them for :func:`~imgrec.models.summary.backbones_of` of this net) -> logits."""
+        logits, start = [], 0
+        for member in self.members:
+            width = sum(b.num_features for b in backbones_of(member))
+            logits.append(member.forward_head(features[:, start:start + width]))
+            start += width
+        return self._mean_logit(logits)
+
+    def _mean_logit(self, logits: list[torch.Tensor]) -> torch.Tensor:
+        mean = sum(w * torch.sigmoid(z.float()) for w, z in zip(self.weights, logits))
         p = mean.clamp(EPS, 1 - EPS)
         return torch.log(p) - torch.log(1 - p)
 

@@ -147,3 +147,7 @@ class ScratchNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """The trunk's features (N, num_features) -> logits, as :meth:`TransferNet.forward_head`."""
+        return self.head(features)

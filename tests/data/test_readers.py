@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imgrec.data.images import Decoding
 from imgrec.data.readers import read_course, read_table
 from imgrec.utils.errors import ImgrecError
 
@@ -64,7 +65,7 @@ def test_truncated_image_fails_or_is_skipped(course):
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(ImgrecError, match="im7.jpg: unreadable or truncated"):
         read_course(course)
-    d = read_course(course, on_bad_image="skip")
+    d = read_course(course, Decoding(on_bad_image="skip"))
     assert len(d) == 59 and "im7.jpg" not in d.names and len(d.skipped) == 1
 
 
@@ -73,7 +74,7 @@ def test_grayscale_and_odd_size_images(course):
     d = read_course(course)
     assert d.images[1].shape == (128, 128, 3) and abs(int(d.images[1].mean()) - 128) <= 2
     with pytest.raises(ImgrecError, match="im2.jpg: image is 100x80"):
-        read_course(course, resize=False)
+        read_course(course, Decoding(resize=False))
 
 
 def test_table_reader_both_layouts(course, tmp_path):

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from safetensors.torch import load_file
 
 from imgrec.features import cache as F
+from imgrec.features import engines
 from imgrec.run import train
 from imgrec.utils.errors import ImgrecError
 from tests.conftest import compose_cfg, most_frequent_f1
@@ -57,9 +58,9 @@ def test_failing_engine_falls_back_to_eager_in_one_warning(tmp_path, caplog, mon
     def broken(backbone, engine):
         raise RuntimeError("export failed\nwith a second line")
 
-    monkeypatch.setattr(F, "features_fn", broken)
+    monkeypatch.setattr(engines, "features_fn", broken)
     fallback, lines = run(tmp_path, "broken", "onnxruntime", caplog)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name == F.__name__]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name == engines.__name__]
     assert warnings == ["features: engine onnxruntime failed on the first batch of efficientnet_lite0 "
                         "(RuntimeError: export failed); extracting with eager instead"]
     assert any("with eager" in line for line in lines if line.startswith("features: extracting"))

@@ -18,6 +18,6 @@ def test_a_checkpoint_of_the_earlier_layout_predicts_as_it_did(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.reader((tmp_path / "predictions.csv").open()))[1:]
     assert [row[0] for row in rows] == [f"im{k}.png" for k in range(1, 7)]
-    probs = np.array([[float(v) for v in row[1:-1]] for row in rows])
+    probs = np.array([[float(v) for v in row[1:-2]] for row in rows])
     np.testing.assert_allclose(probs, np.loadtxt(FIXTURE / "expected_probs.txt"), atol=2e-6)
     assert np.array_equal(np.loadtxt(tmp_path / "results.txt", dtype=int), (probs > 0.5).astype(int))

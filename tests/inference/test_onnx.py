@@ -80,7 +80,8 @@ def settings(model, folder, out, **extra):
 
 def read_csv(path):
     rows = list(csv.reader(path.open()))
-    return rows[0], [r[0] for r in rows[1:]], np.array([r[1:-1] for r in rows[1:]], float), [r[-1] for r in rows[1:]]
+    assert rows[0][-2:] == ["labels", "skipped"] and all(r[-1] == "" for r in rows[1:])  # nothing skipped here
+    return rows[0], [r[0] for r in rows[1:]], np.array([r[1:-2] for r in rows[1:]], float), [r[-2] for r in rows[1:]]
 
 
 def test_parity_with_the_checkpoint(exported, course, tmp_path):
@@ -93,7 +94,8 @@ def test_parity_with_the_checkpoint(exported, course, tmp_path):
     np.testing.assert_array_equal(onnx_pred.thresholds, torch_pred.thresholds)
     # The course folder through both commands: identical results.txt and scores.json
     ckpt_predict(OmegaConf.create({"ckpt": str(ckpt), "input": str(course), "out": str(tmp_path / "pt"),
-                                   "batch_size": 16, "on_bad_image": "error", "thresholds": None}))
+                                   "batch_size": 16, "on_bad_image": "error", "max_pixels": None, "thresholds": None,
+                                   "engine": "eager"}))
     onnx_predict(settings(model, course, tmp_path / "ox"))
     for name in ("results.txt", "scores.json"):
         assert (tmp_path / "ox" / name).read_text() == (tmp_path / "pt" / name).read_text()
@@ -150,7 +152,8 @@ def test_export_then_predict_without_torch(tmp_path, course):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip().splitlines()[-1] == "loaded: []"
     ckpt_predict(OmegaConf.create({"ckpt": str(ckpt), "input": str(course / "images"), "out": str(tmp_path / "pt"),
-                                   "batch_size": 64, "on_bad_image": "error", "thresholds": None}))
+                                   "batch_size": 64, "on_bad_image": "error", "max_pixels": None, "thresholds": None,
+                                   "engine": "eager"}))
     assert (tmp_path / "ox" / "results.txt").read_text() == (tmp_path / "pt" / "results.txt").read_text()
     assert not (tmp_path / "ox" / "scores.json").exists()  # plain folder of images: nothing to score
 
@@ -213,8 +216,8 @@ def test_images_of_another_size_are_resized_with_a_note(small_model, course, tmp
 
 
 def test_settings_match_the_checkpoint_command():
-    """The ONNX command takes the checkpoint command's settings, with the same defaults (but ``device``:
-    the ONNX path runs on onnxruntime's CPU provider)."""
+    """The ONNX command takes the checkpoint command's settings, with the same defaults (but ``device`` and
+    ``engine``: an ONNX model runs on onnxruntime's CPU provider)."""
     ckpt_defaults = {k: v for k, v in yaml.safe_load((ROOT / "conf" / "predict.yaml").read_text()).items()
-                     if k not in ("hydra", "ckpt", "input", "device")}
+                     if k not in ("hydra", "ckpt", "input", "device", "engine")}
     assert ckpt_defaults == {k: v for k, v in DEFAULTS.items() if k not in ("model", "input")}
