@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from imgrec.data.image_cache import load_images, release_pages
-from imgrec.data.images import decode_images
+from imgrec.data.images import Decoding, decode_images
 from imgrec.data.readers import list_images, read_course
 from imgrec.utils.errors import ImgrecError
 
@@ -61,10 +61,11 @@ def test_written_block_by_block_with_bad_images_skipped(course_dir, tmp_path, mo
         path.write_bytes(b"not a jpeg")
     paths = [*paths[:5], bad[0], *paths[5:20], bad[1], *paths[20:]]
     monkeypatch.setattr(cache, "BLOCK", 7)
-    in_memory, kept, skipped = decode_images(paths, on_bad_image="skip")
-    cached, kept_cached, skipped_cached = load_images(paths, on_bad_image="skip", cache_dir=tmp_path / "cache")
+    skip = Decoding(on_bad_image="skip")
+    in_memory, kept, skipped = decode_images(paths, skip)
+    cached, kept_cached, skipped_cached = load_images(paths, skip, cache_dir=tmp_path / "cache")
     assert kept_cached == kept and len(skipped_cached) == 2 and np.array_equal(cached, in_memory)
-    assert np.array_equal(load_images(paths, on_bad_image="skip", cache_dir=tmp_path / "cache")[0], in_memory)
+    assert np.array_equal(load_images(paths, skip, cache_dir=tmp_path / "cache")[0], in_memory)
     with pytest.raises(ImgrecError, match="bad1.jpg"):  # on_bad_image=error: stops, and leaves no partial file
         load_images(paths, cache_dir=tmp_path / "stopped")
     assert not list((tmp_path / "stopped" / "images").iterdir())

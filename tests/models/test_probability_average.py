@@ -10,11 +10,12 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from imgrec.data.images import Decoding, decode_images
 from imgrec.data.synthetic import LABELS
 from imgrec.evaluation.thresholds import Thresholds
 from imgrec.inference.onnx_export import export_onnx
 from imgrec.inference.onnx_predict import load_onnx
-from imgrec.inference.predictions_io import read_inputs
+from imgrec.inference.predictions_io import list_inputs
 from imgrec.inference.predictor import load_predictor
 from imgrec.models.checkpoint import CheckpointMeta, read_checkpoint, write_checkpoint
 from imgrec.models.probability_average import EPS, ProbabilityAverageNet, average_checkpoint
@@ -78,11 +79,13 @@ def test_the_checkpoint_predicts_the_weighted_mean_through_predict_and_onnx(aver
     np.testing.assert_allclose(load_onnx(export_onnx(path, tmp_path / "m.onnx")).probabilities(x, 4), expected,
                                atol=1e-4, rtol=0)  # the bound tests/inference/test_onnx.py sets every family
     ckpt_predict(OmegaConf.create({"ckpt": str(path), "input": str(course), "out": str(tmp_path / "pt"),
-                                   "batch_size": 16, "on_bad_image": "error", "thresholds": None}))
+                                   "batch_size": 16, "on_bad_image": "error", "thresholds": None, "engine": "auto",
+                                   "max_pixels": None, "device": "cpu"}))
     _, names, probs, _ = read_csv(tmp_path / "pt" / "predictions.csv")
-    inputs = read_inputs(course, list(LABELS), SIZE)  # what predict read, in the order it wrote
+    inputs = list_inputs(course, list(LABELS))  # what predict read, in the order it wrote
     assert names == inputs.names
-    truth = sum(w * load_predictor(m).probabilities(inputs.images) for w, m in zip(WEIGHTS, members))
+    images = decode_images(inputs.paths, Decoding(SIZE))[0]
+    truth = sum(w * load_predictor(m).probabilities(images) for w, m in zip(WEIGHTS, members))
     np.testing.assert_allclose(probs, truth, atol=1e-6, rtol=0)  # written with 6 decimals
 
 
