@@ -26,7 +26,7 @@ BENCHMARKS = {
     "train_predict": ("end_to_end", {"first_run": True}),
     "scaling": ("scaling", {}),  # tens of minutes: by name only
 }
-BY_NAME_ONLY = ("end_to_end_arch", "scaling", "train_predict")  # hours / tens of minutes on a CPU; gpu runs where there is one
+BY_NAME_ONLY = ("end_to_end_arch", "scaling", "train_predict")  # hours or tens of minutes on a CPU
 
 
 def table(results: list[Result]) -> str:
