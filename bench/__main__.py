@@ -15,6 +15,7 @@ BENCHMARKS = {
     "backbone": ("backbone", {}),
     "extraction": ("extraction", {}),
     "engines": ("engines", {}),
+    "partial": ("partial", {}),
     "end_to_end": ("end_to_end", {}),
     "end_to_end_arch": ("end_to_end", {"experiment": "arch_sweep"}),  # the uncached side takes hours on a CPU
     "make_run": ("end_to_end", {"make_run": True}),

@@ -2,11 +2,11 @@
 
 import pytest
 
-from bench import backbone, end_to_end, extraction, loading
+from bench import backbone, end_to_end, extraction, loading, partial
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", [loading, backbone, extraction, end_to_end])
+@pytest.mark.parametrize("module", [loading, backbone, extraction, partial, end_to_end])
 def test_benchmark_smoke(module):
     result = module.run(quick=True)
     assert result.baseline_value > 0 and result.contender_value > 0

@@ -203,8 +203,8 @@ class FeatureDataModule(pl.LightningDataModule):
         free = shutil.disk_usage(folder).free
         if need > free:
             raise ImgrecError(f"cache.dir={self.cache_dir}: the {len(sizes)} cache file(s) to extract need "
-                              f"{need / 1e9:.2f} GB of disk while extracting ({sum(sizes) / 1e9:.2f} GB once "
-                              f"written), {free / 1e9:.2f} GB free there")
+                              f"{_size(need)} of disk while extracting ({_size(sum(sizes))} once written), "
+                              f"{_size(free)} free there")
 
     def prepare_data(self) -> None:
         """Lightning calls this in one process per node before ``setup`` in all: under DDP one process
@@ -246,3 +246,7 @@ class FeatureDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.images.split.test)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"

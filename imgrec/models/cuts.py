@@ -137,6 +137,8 @@ def cut_backbone(backbone: Backbone, train_blocks: int) -> Cut:
                           f"{stages[-1]}): use 1 to {len(stages)}, or 0 for the frozen backbone")
     stage = stages[len(stages) - train_blocks]
     unfold = {""} | {".".join(name.split(".")[:i]) for name in stages for i in range(1, name.count(".") + 1)}
+    was_training = backbone.net.training
+    backbone.net.eval()  # the traced code reads self.training once (a dropout before the pooling, say)
     try:
         graph = _StageTracer(unfold).trace(backbone.net)
         calls = [n for n in graph.nodes if n.op == "call_module" and n.target == stage]
@@ -148,6 +150,8 @@ def cut_backbone(backbone: Backbone, train_blocks: int) -> Cut:
     except Exception as err:  # fx cannot trace it, or its layers do not split at the stage
         raise ImgrecError(f"{where}: backbone {backbone.name!r} has no known cut before {stage} "
                           f"({type(err).__name__}: {(str(err).splitlines() or [''])[0][:120]}); use train_blocks=0") from None
+    finally:
+        backbone.net.train(was_training)
     if {id(p) for p in lower.parameters()} & {id(p) for p in upper.parameters()}:
         raise ImgrecError(f"{where}: backbone {backbone.name!r} has no known cut before {stage} "
                           "(its layers below and above share weights)")

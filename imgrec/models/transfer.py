@@ -103,8 +103,9 @@ class TransferNet(nn.Module):
 class UnfreezeBackbones(BaseFinetuning):
     """Fine-tuning schedule of a :class:`TransferNet`'s trained backbone layers (``pl_module.net``: all of
     them with ``freeze=False``, those above the cuts with ``train_blocks=K``; the module returns this
-    callback from ``configure_callbacks``): frozen before training, unfrozen at the start of epoch
-    ``frozen_epochs``. They sit in the optimizer from the start, as a param group at ``backbone_lr_scale``
+    callback from ``configure_callbacks``): with ``frozen_epochs > 0`` frozen before training and
+    unfrozen at the start of that epoch (one process only: DDP averages the gradients of what was
+    trainable when it wrapped the model). They sit in the optimizer from the start, as a param group at ``backbone_lr_scale``
     times the head's learning rate (:meth:`MultiLabelModule.configure_optimizers`), so a scheduler
     follows them too; a frozen parameter has no gradient, so the optimizer leaves it alone. Lightning's
     ``BaseFinetuning`` records the param groups in checkpoints, so a resumed run gets them back."""
@@ -116,8 +117,15 @@ class UnfreezeBackbones(BaseFinetuning):
                               f"backbone_lr_scale={backbone_lr_scale} > 0")
         self.frozen_epochs, self.backbone_lr_scale = frozen_epochs, backbone_lr_scale
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.frozen_epochs > 0 and trainer.world_size > 1:  # DDP syncs what is trainable when it wraps the model
+            raise ImgrecError(f"model.finetuning.frozen_epochs={self.frozen_epochs}: not with {trainer.world_size} "
+                              "processes (DDP would not average the gradients of layers unfrozen later); use 0")
+        super().setup(trainer, pl_module, stage)
+
     def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
-        pl_module.net.set_backbones_frozen(True)
+        if self.frozen_epochs > 0:  # else trainable from the start, as DDP must see them when it wraps the model
+            pl_module.net.set_backbones_frozen(True)
 
     def finetune_function(self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer) -> None:
         if epoch >= self.frozen_epochs and pl_module.net.backbones_frozen:
