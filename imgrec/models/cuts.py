@@ -148,8 +148,9 @@ def cut_backbone(backbone: Backbone, train_blocks: int) -> Cut:
         lower = fx.GraphModule(backbone.net, _subgraph(graph, cut, upper=False))
         upper = fx.GraphModule(backbone.net, _subgraph(graph, cut, upper=True))
     except Exception as err:  # fx cannot trace it, or its layers do not split at the stage
+        reason = (str(err).splitlines() or [""])[0][:120]
         raise ImgrecError(f"{where}: backbone {backbone.name!r} has no known cut before {stage} "
-                          f"({type(err).__name__}: {(str(err).splitlines() or [''])[0][:120]}); use train_blocks=0") from None
+                          f"({type(err).__name__}: {reason}); use train_blocks=0") from None
     finally:
         backbone.net.train(was_training)
     if {id(p) for p in lower.parameters()} & {id(p) for p in upper.parameters()}:

@@ -105,10 +105,11 @@ class UnfreezeBackbones(BaseFinetuning):
     them with ``freeze=False``, those above the cuts with ``train_blocks=K``; the module returns this
     callback from ``configure_callbacks``): with ``frozen_epochs > 0`` frozen before training and
     unfrozen at the start of that epoch (one process only: DDP averages the gradients of what was
-    trainable when it wrapped the model). They sit in the optimizer from the start, as a param group at ``backbone_lr_scale``
-    times the head's learning rate (:meth:`MultiLabelModule.configure_optimizers`), so a scheduler
-    follows them too; a frozen parameter has no gradient, so the optimizer leaves it alone. Lightning's
-    ``BaseFinetuning`` records the param groups in checkpoints, so a resumed run gets them back."""
+    trainable when it wrapped the model). They sit in the optimizer from the start, as a param group at
+    ``backbone_lr_scale`` times the head's learning rate (:meth:`MultiLabelModule.configure_optimizers`),
+    so a scheduler follows them too; a frozen parameter has no gradient, so the optimizer leaves it
+    alone. Lightning's ``BaseFinetuning`` records the param groups in checkpoints, so a resumed run gets
+    them back."""
 
     def __init__(self, frozen_epochs: int = 0, backbone_lr_scale: float = 0.1) -> None:
         super().__init__()

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from imgrec.features import extraction as F
 from imgrec.data.augment import study_pipeline
 from imgrec.data.synthetic import make_synthetic
+from imgrec.features import extraction as F
 
 BATCH, CHUNK_BATCHES = 8, 2  # 16 images a chunk
 

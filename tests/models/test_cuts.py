@@ -85,8 +85,9 @@ def test_ensemble_cuts_each_backbone_and_splits_the_cached_activations():
     """Two backbones at two sizes: one cut each, their flattened activations concatenated per image as the
     feature cache serves them, split back per backbone by the net."""
     torch.manual_seed(0)
-    net = TransferNet([create_backbone("efficientnet_lite0", pretrained=False, input_size=64),
-                       create_backbone("resnet18", pretrained=False, input_size=48)], num_classes=3, train_blocks=2).eval()
+    backbones = [create_backbone("efficientnet_lite0", pretrained=False, input_size=64),
+                 create_backbone("resnet18", pretrained=False, input_size=48)]
+    net = TransferNet(backbones, num_classes=3, train_blocks=2).eval()
     x = torch.randint(0, 256, (2, 3, 56, 56), dtype=torch.uint8)
     parts = net.cached_parts()
     assert [p.activation_shape for p in parts] == [(112, 4, 4), (128, 6, 6)]
