@@ -121,8 +121,11 @@ class Cut:
         return self._shapes[self.backbone.input_size]
 
     def features(self, activations: torch.Tensor) -> torch.Tensor:
-        """Flattened activations at the cut (as :class:`Trunk` gives them) -> the backbone's pooled features."""
-        return self.upper(activations.float().view(len(activations), *self.activation_shape))
+        """Flattened activations at the cut (as :class:`Trunk` gives them) -> the backbone's pooled features.
+        In channels-last memory format: the trained stages' forward and backward on the CPU take 0.75x
+        the time they take in NCHW (measured at the Lite0 224 px cut before 2 stages; bench ``partial``)."""
+        maps = activations.float().view(len(activations), *self.activation_shape)
+        return self.upper(maps.contiguous(memory_format=torch.channels_last))
 
 
 def cut_backbone(backbone: Backbone, train_blocks: int) -> Cut:
