@@ -19,6 +19,7 @@ BENCHMARKS = {
     "extraction": ("extraction", {}),
     "engines": ("engines", {}),
     "predict": ("predict", {}),
+    "partial": ("partial", {}),
     "end_to_end": ("end_to_end", {}),
     "end_to_end_arch": ("end_to_end", {"experiment": "arch_sweep"}),  # the uncached side takes hours on a CPU
     "make_run": ("end_to_end", {"make_run": True}),

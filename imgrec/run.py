@@ -69,8 +69,8 @@ def train(cfg: DictConfig) -> RunSummary:
         loss = loss(train_targets=datamodule.data.targets[datamodule.train_indices])
     model = instantiate(cfg.model, label_names=datamodule.label_names, meta=meta, loss=loss)
     if cfg.cache.features and isinstance(model.net, TransferNet) and model.net.freeze:
-        datamodule = FeatureDataModule(datamodule, model.net.backbones, cfg.cache.dir, cfg.cache.views,
-                                       cfg.cache.engine)
+        datamodule = FeatureDataModule(datamodule, model.net.cached_parts(), cfg.cache.dir, cfg.cache.views,
+                                       cfg.cache.engine, mirror_eval=model.net.tta == "flip")
         model.train_on_features()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)

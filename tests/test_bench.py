@@ -6,14 +6,14 @@ import time
 import pytest
 import torch
 
-from bench import backbone, end_to_end, extraction, gpu, loading, predict, scaling
+from bench import backbone, end_to_end, extraction, gpu, loading, partial, predict, scaling
 from bench.gpu_monitor import UtilisationMonitor, best_reader
 from bench.gpu_report import write_section
 from tests.conftest import ROOT, run_in_process
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", [loading, backbone, extraction, end_to_end, scaling, predict])
+@pytest.mark.parametrize("module", [loading, backbone, extraction, end_to_end, scaling, predict, partial])
 def test_benchmark_smoke(module):
     result = module.run(quick=True)
     assert result.baseline_value > 0 and result.contender_value > 0

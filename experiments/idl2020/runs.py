@@ -68,7 +68,10 @@ def _describe(folder: Path, checkpoint: str, arch: str) -> dict[str, str]:
     if "backbones" not in net:  # a scratch CNN
         blocks = "+".join(sorted({s.block for s in net.stages}))
         return {"model": f"scratch {blocks} ({arch})", "input": size, "head": head}
-    model = " + ".join(backbone_label(b.name) for b in net.backbones) + (" frozen" if net.freeze else " fine-tuned")
+    blocks = net.get("train_blocks", 0)  # runs from before partial fine-tuning have no such key
+    state = " fine-tuned" if not net.freeze else f" last {blocks} stage(s) trained" if blocks else " frozen"
+    tta = ", flip TTA" if net.get("tta", "none") == "flip" else ""
+    model = " + ".join(backbone_label(b.name) for b in net.backbones) + state + tta
     return {"model": model, "input": size, "head": head}
 
 

@@ -123,7 +123,8 @@ class RuntimeFeatures:
             raise ImgrecError(f"engine={self.engine}: takes uint8 NCHW images, got {images.dtype} "
                               f"{tuple(images.shape)}")
         run = self.compiled(images.shape[-2], images.shape[-1])
-        return torch.from_numpy(run(np.ascontiguousarray(images.cpu().numpy())))
+        features = torch.from_numpy(run(np.ascontiguousarray(images.cpu().numpy())))
+        return features.to(getattr(self.backbone, "feature_dtype", torch.float32))  # fp16 for activations
 
 
 def onnxruntime_model(model: bytes) -> Callable[[np.ndarray], np.ndarray]:

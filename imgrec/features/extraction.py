@@ -12,8 +12,11 @@ them all and only reads them, equal to one process's result for the same reason.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import math
 import os
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,12 +41,15 @@ CHUNK_BATCHES = 16  # batches per chunk file: what a killed extraction loses at 
 
 
 class FeatureBackbone(Protocol):
-    """What the cache needs of a frozen backbone (``imgrec.models.backbones.Backbone`` is one): a module
-    from uint8 NCHW images to ``num_features`` pooled features, named, at an input size."""
+    """What the cache needs of a frozen backbone (``imgrec.models.backbones.Backbone`` is one; so is the
+    frozen part of one below a cut, ``imgrec.models.cuts.Trunk``): a module from uint8 NCHW images to
+    ``num_features`` features per image (pooled features, or flattened activations), named, at an input
+    size, stored as ``feature_dtype``."""
 
     name: str
     input_size: int
     num_features: int
+    feature_dtype: torch.dtype
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
 
@@ -87,16 +93,16 @@ def batches(images: np.ndarray, indices: np.ndarray, batch_size: int,
 
 
 def backbone_encoder(backbone: FeatureBackbone, device: torch.device) -> Encoder:
-    """The backbone as an :data:`Encoder` on ``device``, in eval mode and float32 whatever the trainer's
-    precision: predict computes the features in float32, and bf16 moves EfficientNet-Lite0's pooled
-    features by 8-12% of their norm (64-224 px; its batch norms amplify the rounding), which cost a
-    frozen run 0.04 val and 0.13 test micro F1 on the tiny test data (bf16-mixed, CPU)."""
+    """The backbone as an :data:`Encoder` on ``device``, in eval mode, computing in float32 whatever the
+    trainer's precision (predict computes in float32, and bf16 moves EfficientNet-Lite0's pooled features
+    by 8-12% of their norm: its batch norms amplify the rounding, which cost a frozen run 0.04 val and
+    0.13 test micro F1 on the tiny test data, bf16-mixed, CPU), then giving its ``feature_dtype``."""
     backbone.eval()
 
     @torch.no_grad()  # not inference_mode: the features become inputs of a trained head
     def encode(x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device.type, enabled=False):
-            return backbone(x.to(device, non_blocking=True)).float().cpu()
+            return backbone(x.to(device, non_blocking=True)).float().to(backbone.feature_dtype).cpu()
 
     return encode
 
@@ -112,6 +118,34 @@ def read_features(path: Path, shape: tuple[int, ...]) -> torch.Tensor | None:
             raise ValueError(f"shape {tuple(features.shape)}, expected {shape}")
         return features
     except (SafetensorError, OSError, KeyError, ValueError) as err:
+        log.warning("features: %s is damaged (%s); deleting it and extracting again", path, err)
+        path.unlink(missing_ok=True)
+        return None
+
+
+STORED = {"F16": np.float16, "F32": np.float32}  # safetensors dtype -> numpy, as the cache stores features
+
+
+def open_features(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The features in ``path`` memory-mapped, read-only, if it holds a whole tensor of ``shape``: pages
+    are read when rows are used and shared by every process that maps them (DDP ranks, runs of a sweep),
+    so cached activations of gigabytes need not fit in memory. A damaged file is handled as by
+    :func:`read_features`."""
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > path.stat().st_size:
+                raise ValueError("header longer than the file")
+            entry = json.loads(f.read(length))["features"]
+        dtype, (start, end) = np.dtype(STORED[entry["dtype"]]), entry["data_offsets"]
+        if tuple(entry["shape"]) != shape:
+            raise ValueError(f"shape {tuple(entry['shape'])}, expected {shape}")
+        if end - start != math.prod(shape) * dtype.itemsize or 8 + length + end > path.stat().st_size:
+            raise ValueError("truncated")
+        return np.memmap(path, dtype, "r", offset=8 + length + start, shape=shape)
+    except (OSError, KeyError, TypeError, ValueError, struct.error) as err:
         log.warning("features: %s is damaged (%s); deleting it and extracting again", path, err)
         path.unlink(missing_ok=True)
         return None

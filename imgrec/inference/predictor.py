@@ -26,8 +26,10 @@ from torch import nn
 
 from imgrec.features.engines import check_setting, settle_encoder
 from imgrec.features.extraction import Encoder
+from imgrec.features.mirror import mirror
 from imgrec.models.checkpoint import CheckpointMeta, read_checkpoint
 from imgrec.models.summary import backbones_of
+from imgrec.models.tta import uses_flip
 from imgrec.utils.errors import ImgrecError
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,13 @@ class Predictor:
         for start in range(0, len(images), batch_size):
             batch = np.require(images[start:start + batch_size], requirements=("C", "W"))  # a memmap is read-only
             x = torch.from_numpy(batch).permute(0, 3, 1, 2)
-            features = torch.cat([encode(x) for encode in self._encoders(x)], dim=1)
+            encoders = self._encoders(x)
+            features = torch.cat([encode(x) for encode in encoders], dim=1).to(self.device)
+            mirrored = None  # flip TTA: the mirror images' features too, as evaluation averaged them
+            if uses_flip(self.net):
+                mirrored = torch.cat([encode(mirror(x)) for encode in encoders], dim=1).to(self.device)
             with torch.inference_mode():
-                chunks.append(torch.sigmoid(self.net.forward_head(features.to(self.device))).float().cpu())
+                chunks.append(torch.sigmoid(self.net.forward_head(features, mirrored)).float().cpu())
         return torch.cat(chunks).numpy()
 
     def _encoders(self, first: torch.Tensor) -> list[Encoder]:

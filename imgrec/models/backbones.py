@@ -30,8 +30,18 @@ OFFLINE = {
 }
 
 
+def preprocess(x: torch.Tensor, input_size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 (or [0, 1] float) NCHW images -> resized to ``input_size`` and normalised (mean/std: 1x3x1x1)."""
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x
+    if x.shape[-1] != input_size or x.shape[-2] != input_size:
+        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
+    return (x - mean) / std
+
+
 class Backbone(nn.Module):
     """uint8 (or [0, 1] float) NCHW images -> resized, normalised -> ``(N, num_features)`` features."""
+
+    feature_dtype = torch.float32  # what the feature cache stores them as
 
     def __init__(self, net: nn.Module, num_features: int, name: str, input_size: int,
                  mean: tuple[float, ...], std: tuple[float, ...]) -> None:
@@ -52,10 +62,7 @@ class Backbone(nn.Module):
             self.net.compile()
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x
-        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        x = (x - self.mean) / self.std
+        x = preprocess(x, self.input_size, self.mean, self.std)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

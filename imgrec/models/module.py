@@ -30,7 +30,8 @@ class MultiLabelModule(pl.LightningModule):
     applied in test beside 0.5: ``test_tuned/f1_micro`` next to ``test/f1_micro``.
     The last val/test epoch's probabilities and targets are kept for reports (:meth:`outputs`).
     ``channels_last`` and ``compile`` are the GPU switches of every backbone (:meth:`Backbone.speed_up`).
-    ``finetuning`` is the backbones' schedule when ``net`` is a :class:`TransferNet` with ``freeze=False``."""
+    ``finetuning`` is the schedule and learning rate of the backbone layers a :class:`TransferNet` trains
+    (``freeze=False``: all; ``train_blocks=K``: those above the cuts)."""
 
     def __init__(self, net: Callable[..., nn.Module], optimizer: Callable[..., torch.optim.Optimizer],
                  label_names: list[str], loss: nn.Module, scheduler: Callable[..., Any] | None = None,
@@ -60,16 +61,16 @@ class MultiLabelModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits in float32 under any ``trainer.precision``, so that the loss, the probabilities the metrics
         rank and the thresholds fitted on them are not rounded to bf16's 3 significant digits. On cached
-        features (the head alone) autocast is off: bf16 would save nothing there. On images the net runs
-        at the trainer's precision and its logits are cast up."""
+        features or activations (the net above its frozen parts) autocast is off: the cache holds what
+        float32 computed. On images the net runs at the trainer's precision and its logits are cast up."""
         if self.on_features:
             with torch.autocast(x.device.type, enabled=False):
-                return self.net.forward_head(x.float())
+                return self.net.forward_cached(x).float()
         return self.net(x).float()
 
     def train_on_features(self) -> None:
-        """Batches will be the frozen backbones' cached features (imgrec.features.cache), not images: the
-        steps run the net's head only. The checkpoint's net still takes images (predict, export)."""
+        """Batches will be what the frozen parts of the backbones give, cached (imgrec.features.cache), not
+        images: the steps run the rest of the net. The checkpoint's net still takes images (predict, export)."""
         self.on_features = True
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -145,14 +146,22 @@ class MultiLabelModule(pl.LightningModule):
         for logger in self.loggers:
             logger.log_hyperparams({"model_size": self.size})
 
+    def _trained_backbone(self) -> list[nn.Parameter]:
+        return self.net.trained_backbone_parameters() if isinstance(self.net, TransferNet) else []
+
     def configure_callbacks(self) -> list[pl.Callback]:
-        """Fine-tuning a transfer net: its backbones' freeze/unfreeze schedule and learning rate."""
-        if self.finetuning is not None and isinstance(self.net, TransferNet) and not self.net.freeze:
-            return [self.finetuning]
-        return []
+        """Fine-tuning a transfer net (whole or above its cuts): its backbones' freeze/unfreeze schedule."""
+        return [self.finetuning] if self.finetuning is not None and self._trained_backbone() else []
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(params=[p for p in self.parameters() if p.requires_grad])
+        """The head (and any other trained layer) at the optimizer's learning rate; trained backbone
+        layers in a group of their own at ``finetuning.backbone_lr_scale`` times it, frozen or not yet."""
+        backbone = self._trained_backbone()
+        ids = {id(p) for p in backbone}
+        optimizer = self.optimizer(params=[p for p in self.parameters() if p.requires_grad and id(p) not in ids])
+        if backbone:
+            scale = self.finetuning.backbone_lr_scale if self.finetuning is not None else 1.0
+            optimizer.add_param_group({"params": backbone, "lr": optimizer.defaults["lr"] * scale})
         if self.scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler(optimizer=optimizer)}

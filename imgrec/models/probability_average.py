@@ -44,14 +44,16 @@ class ProbabilityAverageNet(nn.Module):
         """uint8 images (N, 3, H, W) -> logits of the weighted mean probability."""
         return self._mean_logit([m(x) for m in self.members])
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+    def forward_head(self, features: torch.Tensor, mirrored: torch.Tensor | None = None) -> torch.Tensor:
         """The features of every member's backbones, concatenated in member order (as predict's engines
-        compute them for :func:`~imgrec.models.summary.backbones_of` of this net) -> logits."""
+        compute them for :func:`~imgrec.models.summary.backbones_of` of this net), and those of the
+        mirrored images when a member uses flip TTA -> logits."""
         logits, start = [], 0
         for member in self.members:
-            width = sum(b.num_features for b in backbones_of(member))
-            logits.append(member.forward_head(features[:, start:start + width]))
-            start += width
+            end = start + sum(b.num_features for b in backbones_of(member))
+            part = None if mirrored is None else mirrored[:, start:end]
+            logits.append(member.forward_head(features[:, start:end], part))
+            start = end
         return self._mean_logit(logits)
 
     def _mean_logit(self, logits: list[torch.Tensor]) -> torch.Tensor:

@@ -15,6 +15,7 @@ from torch import nn
 
 from imgrec.models.backbones import Backbone
 from imgrec.models.heads import Head
+from imgrec.models.tta import check_tta, head_tta, with_tta
 from imgrec.utils.errors import ImgrecError
 
 BLOCKS = ("residual", "inception")
@@ -126,11 +127,13 @@ class ScratchNet(nn.Module):
     (batch norm after the first convolution absorbs any remaining offset and scale).
 
     ``head`` builds the classifier from ``(in_features, num_classes)`` (a :class:`Head` partial).
+    ``tta``: ``flip`` averages, in eval mode, the logits of each image and its mirror (:mod:`imgrec.models.tta`).
     """
 
     def __init__(self, num_classes: int, stem: Stem, stages: Sequence[Stage],
-                 head: Callable[[int, int], nn.Module] = Head, input_size: int = 128) -> None:
+                 head: Callable[[int, int], nn.Module] = Head, input_size: int = 128, tta: str = "none") -> None:
         super().__init__()
+        self.tta = check_tta(tta)
         if not stages:
             raise ImgrecError("model.net.stages: at least one stage is needed")
         stem.check("model.net.stem")
@@ -146,8 +149,8 @@ class ScratchNet(nn.Module):
         self.head = head(width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(x))
+        return with_tta("none" if self.training else self.tta, lambda images: self.head(self.trunk(images)), x)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+    def forward_head(self, features: torch.Tensor, mirrored: torch.Tensor | None = None) -> torch.Tensor:
         """The trunk's features (N, num_features) -> logits, as :meth:`TransferNet.forward_head`."""
-        return self.head(features)
+        return head_tta("none" if self.training else self.tta, self.head, features, mirrored)

@@ -91,8 +91,11 @@ def test_truncated_chunk_is_rebuilt(images, tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()][0].startswith(f"features: {chunk}")
 
 
+@pytest.mark.parametrize("reader", ["read_features", "open_features"])
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong_shape"])
-def test_damaged_feature_file_is_deleted_with_one_warning(tmp_path, caplog, damage):
+def test_damaged_feature_file_is_deleted_with_one_warning(tmp_path, caplog, damage, reader):
+    """Both readers: loading (the chunks) and memory-mapping (the finished cache files)."""
+    read = getattr(F, reader)
     path = tmp_path / "f.safetensors"
     F.write_features(path, torch.ones(4, 1, 3))
     if damage == "truncate":
@@ -101,8 +104,18 @@ def test_damaged_feature_file_is_deleted_with_one_warning(tmp_path, caplog, dama
         path.write_bytes(b"\x00" * 64)
     shape = (4, 1, 2) if damage == "wrong_shape" else (4, 1, 3)
     with caplog.at_level(logging.WARNING):
-        assert F.read_features(path, shape) is None
+        assert read(path, shape) is None
     assert not path.exists()
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     F.write_features(path, torch.ones(4, 1, 3))
-    assert torch.equal(F.read_features(path, (4, 1, 3)), torch.ones(4, 1, 3))
+    assert torch.equal(torch.as_tensor(np.asarray(read(path, (4, 1, 3)))), torch.ones(4, 1, 3))
+
+
+def test_cache_files_are_memory_mapped_in_their_dtype(tmp_path):
+    """fp16 activations stay fp16 and are read from the file's pages, not loaded."""
+    path = tmp_path / "a.safetensors"
+    values = torch.randn(5, 2, 7).half()
+    F.write_features(path, values)
+    mapped = F.open_features(path, (5, 2, 7))
+    assert isinstance(mapped, np.memmap) and mapped.dtype == np.float16 and not mapped.flags.writeable
+    assert torch.equal(torch.from_numpy(np.array(mapped)), values)

@@ -73,7 +73,8 @@ def test_finetuning_warms_up_frozen_then_trains_the_backbone_at_a_lower_lr(tmp_p
                          num_sanity_val_steps=0, default_root_dir=tmp_path)
     trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
     train = [s for s in spy.seen if "lrs" in s]
-    assert train[0] == {"train": False, "grad": False, "lrs": [1e-3]}  # warm-up: frozen, in eval mode
+    # warm-up: frozen, in eval mode; its param group is there from the start (a scheduler follows it too)
+    assert train[0] == {"train": False, "grad": False, "lrs": pytest.approx([1e-3, 1e-4])}
     for epoch in train[1:]:
         assert epoch["train"] and epoch["grad"] and epoch["lrs"] == pytest.approx([1e-3, 1e-4])
     assert not any(s["val_bn_train"] for s in spy.seen if "val_bn_train" in s)  # validation: eval mode
@@ -99,3 +100,11 @@ def test_frozen_transfer_keeps_backbones_out_of_training():
 def test_bad_finetuning_schedule_is_one_line(kwargs):
     with pytest.raises(ImgrecError, match="model.finetuning: frozen_epochs="):
         UnfreezeBackbones(**kwargs)
+
+
+def test_frozen_epochs_under_ddp_is_one_line():
+    """DDP averages the gradients of the parameters trainable when it wraps the model: layers unfrozen
+    later would train on each process's own batches, so a warm-up is refused there."""
+    trainer = type("Trainer", (), {"world_size": 2})()
+    with pytest.raises(ImgrecError, match=r"^model.finetuning.frozen_epochs=1: not with 2 processes"):
+        UnfreezeBackbones(frozen_epochs=1).setup(trainer, None, "fit")

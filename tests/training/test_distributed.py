@@ -69,6 +69,27 @@ def test_ddp_sweep_matches_single_process(tmp_path):
         np.testing.assert_allclose(a["thresholds"], b["thresholds"], atol=1e-6)
 
 
+@pytest.mark.slow
+def test_ddp_partial_finetuning_matches_single_process(tmp_path):
+    """``model.net.train_blocks=1`` under trainer=ddp_cpu: one process extracts the activations (the
+    datamodule's ``prepare_data``), both memory-map them, and the top stage's gradients are averaged over
+    the ranks: full-batch training as above gives the single process's metrics."""
+    common = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.batch_size"))]
+    common += ["trainer.max_epochs=4", "callbacks.early_stopping.patience=10", "model.net.train_blocks=1",
+               "model.optimizer.lr=0.01"]
+    r = run_cli(["imgrec.run", "trainer=ddp_cpu", "data.batch_size=170", f"hydra.run.dir={tmp_path / 'ddp'}",
+                 f"paths.cache_dir={tmp_path / 'cache'}", *common], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    logs = {name: (tmp_path / "ddp" / name).read_text() for name in ("run.log", "run_rank1.log")}
+    assert logs["run.log"].count("features: extracting") == 1  # one process extracts, the other reads
+    assert "features: extracting" not in logs["run_rank1.log"] and "features: cache hit" in logs["run_rank1.log"]
+    single = train(compose_cfg(tmp_path / "single", [*common, "data.batch_size=340"]))
+    ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert ddp["epochs"] == single.epochs == 4
+    for key in ("val/f1_micro", "val/loss", "test/f1_micro", "test/loss"):
+        assert ddp["metrics"][key] == pytest.approx(single.metrics[key], abs=1e-4), key
+
+
 def test_ranks_start_with_the_job_command(tmp_path, monkeypatch):
     """The one place imgrec.training.distributed reaches into Lightning: its subprocess launcher must take the
     command of ranks > 0 from ``_hydra_subprocess_cmd`` (swapped for job_command). Checked with Popen
