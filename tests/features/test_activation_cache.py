@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 
 from imgrec.config.compose import compose_config
+from imgrec.data.images import Decoding
 from imgrec.data.readers import read_course
 from imgrec.data.synthetic import make_synthetic, write_course_format
 from imgrec.features import cache as C
@@ -109,7 +110,7 @@ def test_predict_and_onnx_apply_the_stored_tta(cached, tmp_path):
     """The checkpoint's net config carries ``tta: flip``: predict and the ONNX model average the mirror's
     logits as evaluation did. Without TTA the same weights give other probabilities."""
     cfg, summary = cached
-    data = read_course(cfg.data.root, cfg.data.image_size)
+    data = read_course(cfg.data.root, Decoding(cfg.data.image_size))
     images = instantiate(cfg.data)
     images.setup()
     test = images.split.test

@@ -79,7 +79,7 @@ def test_the_checkpoint_predicts_the_weighted_mean_through_predict_and_onnx(aver
     np.testing.assert_allclose(load_onnx(export_onnx(path, tmp_path / "m.onnx")).probabilities(x, 4), expected,
                                atol=1e-4, rtol=0)  # the bound tests/inference/test_onnx.py sets every family
     ckpt_predict(OmegaConf.create({"ckpt": str(path), "input": str(course), "out": str(tmp_path / "pt"),
-                                   "batch_size": 16, "on_bad_image": "error", "thresholds": None, "engine": "auto",
+                                   "batch_size": 16, "on_bad_image": "error", "thresholds": None, "engine": "eager",
                                    "max_pixels": None, "device": "cpu"}))
     _, names, probs, _ = read_csv(tmp_path / "pt" / "predictions.csv")
     inputs = list_inputs(course, list(LABELS))  # what predict read, in the order it wrote
