@@ -71,9 +71,9 @@ def test_ddp_sweep_matches_single_process(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_partial_finetuning_matches_single_process(tmp_path):
-    """``model.net.train_blocks=1`` under trainer=ddp_cpu: one process extracts the activations (the
-    datamodule's ``prepare_data``), both memory-map them, and the top stage's gradients are averaged over
-    the ranks: full-batch training as above gives the single process's metrics."""
+    """``model.net.train_blocks=1`` under trainer=ddp_cpu: the ranks share the activations' extraction
+    (each its chunks, local rank 0 writes the file), both memory-map them, and the top stage's gradients
+    are averaged over the ranks: full-batch training as above gives the single process's metrics."""
     common = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.batch_size"))]
     common += ["trainer.max_epochs=4", "callbacks.early_stopping.patience=10", "model.net.train_blocks=1",
                "model.optimizer.lr=0.01"]
@@ -81,8 +81,8 @@ def test_ddp_partial_finetuning_matches_single_process(tmp_path):
                  f"paths.cache_dir={tmp_path / 'cache'}", *common], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     logs = {name: (tmp_path / "ddp" / name).read_text() for name in ("run.log", "run_rank1.log")}
-    assert logs["run.log"].count("features: extracting") == 1  # one process extracts, the other reads
-    assert "features: extracting" not in logs["run_rank1.log"] and "features: cache hit" in logs["run_rank1.log"]
+    assert "rank 0/2 extracted" in logs["run.log"] and "rank 1/2 extracted" in logs["run_rank1.log"]
+    assert logs["run.log"].count("extracted with") == 1 and "extracted with" not in logs["run_rank1.log"]
     single = train(compose_cfg(tmp_path / "single", [*common, "data.batch_size=340"]))
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert ddp["epochs"] == single.epochs == 4
