@@ -1,8 +1,14 @@
-"""The named frozen-transfer architectures, ``+arch=transfer_lite{0,1,2}`` and ``..._hidden``: each offline
-backbone with a linear head or with the study's 256-unit hidden layer.
+"""The named transfer architectures, generated into Hydra's ConfigStore (group ``arch``, beside the
+YAML options in ``conf/arch/``) rather than written out as nine near-identical files:
 
-They differ only in those two values, so they are generated here into Hydra's ConfigStore (group
-``arch``, beside the YAML options in ``conf/arch/``) rather than written out as six near-identical files.
+- ``+arch=transfer_lite{0,1,2}`` and ``..._hidden``: each offline backbone, frozen, with a linear head or
+  with the study's 256-unit hidden layer;
+- ``+arch=partial_lite{0,1,2}``: the backbone's last :data:`PARTIAL_BLOCKS` stages trained on cached
+  activations (``model.net.train_blocks``), with a linear head, AdamW (weight decay
+  :data:`WEIGHT_DECAY`) and a cosine learning rate over the run's ``trainer.max_epochs``
+  (:data:`PARTIAL_EPOCHS`). On one dev split (Lite0, 224 px, 8 epochs) that schedule scored 0.832 test
+  micro F1 where plain Adam at a constant rate scored 0.818 and the frozen linear probe 0.806
+  (README "Partial fine-tuning").
 :func:`register` runs wherever imgrec composes its config (:mod:`imgrec.config.compose`, :mod:`imgrec.run`).
 """
 
@@ -14,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # the offline weights
 HEADS = {"": 0, "_hidden": 256}  # option suffix -> model.net.head.hidden
+PARTIAL_BLOCKS, PARTIAL_EPOCHS, WEIGHT_DECAY = 2, 8, 0.05
 
 
 def transfer_arch(backbone: str, hidden: int) -> dict[str, Any]:
@@ -25,9 +32,23 @@ def transfer_arch(backbone: str, hidden: int) -> dict[str, Any]:
             "model": {"net": {"backbones": [entry], "head": {"hidden": hidden}}}}
 
 
+def partial_arch(backbone: str) -> dict[str, Any]:
+    """A ``# @package _global_`` arch option: :func:`transfer_arch` with its top stages trained."""
+    option = transfer_arch(backbone, 0)
+    option["model"]["net"]["train_blocks"] = PARTIAL_BLOCKS
+    option["model"]["optimizer"] = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 0.001,
+                                    "weight_decay": WEIGHT_DECAY}
+    option["model"]["scheduler"] = {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "_partial_": True,
+                                    "T_max": "${trainer.max_epochs}"}
+    option["trainer"] = {"max_epochs": PARTIAL_EPOCHS}
+    return option
+
+
 def register() -> None:
     store = ConfigStore.instance()
     for backbone in BACKBONES:
         for suffix, hidden in HEADS.items():
             name = f"transfer_{backbone.removeprefix('efficientnet_')}{suffix}"
             store.store(group="arch", name=name, node=transfer_arch(backbone, hidden), package="_global_")
+        name = f"partial_{backbone.removeprefix('efficientnet_')}"
+        store.store(group="arch", name=name, node=partial_arch(backbone), package="_global_")
