@@ -1,5 +1,6 @@
 """``make reproduce`` end to end on a small synthetic course-format folder (slow: ~40 short runs)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,10 @@ def test_reproduce_writes_the_report_from_its_runs(tmp_path: Path):
     expected = {"preproc": 3, "transfer": 14, "balancing": 9, "scratch": 2, "finetune": 1, "seeds-0": 3,
                 "seeds-1": 3, "seeds-2": 3, "seeds-3": 3, "final": 1}
     assert runs["step"].value_counts().to_dict() == expected
+    # the project's final model: +experiment=best's selected ensemble, which predicted the results
+    assert "## The project's final model (`+experiment=best`)" in report and "partial fine-tuning" in report
+    record = json.loads((logs / "best" / "selection" / "selection.json").read_text())
+    assert len(record["candidates"]) == 6 and (out / "predictions" / "results.txt").is_file()
     # Every number of the final model's line is a run's: its test F1 appears in the report as written.
     final = runs[runs["step"] == "final"].iloc[0]
     assert f"{final['test/f1_micro']:.4f}" in report

@@ -2,7 +2,7 @@
 
 Every number in the report is read from a run's ``metrics.json`` or ``predictions.npz``; every verdict
 on a finding of the study is computed from the rows of the table it cites (:mod:`findings`,
-:mod:`cv_findings`). The runs and their descriptions come from :mod:`runs`.
+:mod:`cv_findings`, :mod:`best_model`). The runs and their descriptions come from :mod:`runs`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from experiments.idl2020 import cv_findings, findings
+from experiments.idl2020 import best_model, cv_findings, findings
 from experiments.idl2020.runs import (
     SINGLE_SEED_STEPS,
     Run,
@@ -120,8 +120,9 @@ def study_findings(t: Tables) -> list[str]:
     return ["## The study's findings, checked", "", *found, "", *findings.beyond_the_study(t.bal, t.thr_means)]
 
 
-def final_section(t: Tables, logs: Path, shared: list[str], predict: Path) -> list[str]:
-    """The final model against the baseline, at 0.5 and at its thresholds, each margin against the spread."""
+def final_section(t: Tables, logs: Path, shared: list[str]) -> list[str]:
+    """The study's final configuration against the baseline, at 0.5 and at its thresholds, each margin
+    against the spread."""
     if not (t.final_runs and len(t.seeds)):
         return []
     fr, choice, seeds = t.final_runs[0], final_model(logs, shared), t.seeds
@@ -134,7 +135,7 @@ def final_section(t: Tables, logs: Path, shared: list[str], predict: Path) -> li
     tuned_margin = np.mean(tuned[choice.step]) - np.mean(tuned["seeds-0"])
     tuned_spread = max(np.std(v, ddof=1) for v in tuned.values())
     return [
-        "## The final model", "",
+        "## The study's final configuration", "",
         f"Chosen on validation only: **{choice.config}** (`{' '.join(choice.overrides[:-2])}`), the configuration "
         f"with the best mean val F1 over three seeds (table 5); seed {choice.seed}, the best of its three on val; "
         f"threshold rule **{choice.rule}**, of the default candidates (0.5, one global threshold) the one with "
@@ -149,9 +150,6 @@ def final_section(t: Tables, logs: Path, shared: list[str], predict: Path) -> li
         f"{np.mean(tuned[choice.step]):.4f} against {np.mean(tuned['seeds-0']):.4f}, a margin of "
         f"{tuned_margin:+.4f}, {'more' if tuned_margin > tuned_spread else 'not more'} than the spread "
         f"(std up to {tuned_spread:.4f}; table 4).", "",
-        f"Predictions for `{predict.name}` in the course's format: [predictions/results.txt]"
-        "(predictions/results.txt) (one row per image in numeric order, 14 columns in the course's label order; "
-        "probabilities in `predictions/predictions.csv`).", "",
     ]
 
 
@@ -210,7 +208,8 @@ def write_report(logs: Path, out: Path, data: Path, predict: Path, shared: list[
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     t = build_tables(logs, shared)
-    lines = [*header(t, data, timings), *study_findings(t), *final_section(t, logs, shared, predict),
+    lines = [*header(t, data, timings), *study_findings(t), *final_section(t, logs, shared),
+             *best_model.section(logs, predict, timings.get(best_model.STEP)),
              *single_run_tables(t, logs, figures), *seeded_tables(t, logs, figures), *cv_findings.section(logs)]
     if t.final_runs:
         lines += error_analysis(t.final_runs[0], out)
@@ -268,7 +267,7 @@ def error_analysis(run: Run, out: Path) -> list[str]:
     section = section.replace(f"]({REPORT_DIR}/", f"](final/{REPORT_DIR}/").replace(f"`{REPORT_DIR}/",
                                                                                    f"`final/{REPORT_DIR}/")
     summary = pd.read_csv(dest / REPORT_DIR / "per_label_test.csv")
-    return ["## 6. The final model: per label and error analysis", "",
-            "Test F1 per label (at the final model's thresholds):", "", md(summary), "",
+    return ["## 6. The study's final configuration: per label and error analysis", "",
+            "Test F1 per label (at its thresholds):", "", md(summary), "",
             "![F1 per label](final/report/f1_per_label.png)", "",
             section.replace(ERROR_ANALYSIS, "### " + ERROR_ANALYSIS.lstrip("# "), 1), ""]

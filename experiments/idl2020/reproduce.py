@@ -8,8 +8,9 @@ train on cached features (``logs/cache``), so the runs of a backbone share one e
 Steps: the preprocessing sweep; the architecture sweep (transfer, scratch, fine-tuning); balancing by
 oversampling, sampler weights or the loss; the preprocessing and frozen-architecture comparisons again
 as 5-fold cross-validations (cheap on cached features); three seeds of the top frozen configurations and of the
-baseline; the final model (chosen on validation only), its predictions for the test sample; then
-``experiments/idl2020/REPORT.md`` (:mod:`experiments.idl2020.report`).
+baseline; the study's final configuration (chosen on validation only); the project's final model,
+``+experiment=best`` (chosen on out-of-fold predictions only), and its predictions for the test sample;
+then ``experiments/idl2020/REPORT.md`` (:mod:`experiments.idl2020.report`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from experiments.idl2020.cv_findings import CV_STEPS, FOLDS
 from experiments.idl2020.report import write_report
 from experiments.idl2020.runs import final_model, load_runs
+from imgrec.reporting.selection import FOLDER, RECORD
 from imgrec.utils.io import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +74,14 @@ def read_timings(logs: Path) -> dict[str, float]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def best_checkpoint(logs: Path) -> Path:
+    """The model ``+experiment=best`` selected (its sweep's ``selection.json``)."""
+    record = logs / "best" / FOLDER / RECORD
+    if not record.is_file():
+        raise SystemExit(f"error: {record}: missing; the best step did not finish (see {logs / 'best'})")
+    return Path(json.loads(record.read_text())["ensemble"]["checkpoint"])
+
+
 def top_frozen(logs: Path, shared: list[str]) -> list[list[str]]:
     """The ``TOP`` configurations with the best val micro F1 of the transfer and balancing steps (not
     the baseline itself, which is seeded anyway). Fine-tuned and scratch runs are left out: three seeds
@@ -113,7 +123,8 @@ def main() -> None:
         multirun(logs, f"seeds-{k}", [*config, f"seed={SEEDS}"], shared, extras)
     final = final_model(logs, [*shared, *extras])
     multirun(logs, "final", final.overrides, shared, extras)
-    predict = [sys.executable, "-m", "imgrec.predict", f"ckpt={load_runs(logs, 'final')[0].summary.checkpoint}",
+    multirun(logs, "best", ["+experiment=best"], shared, extras)
+    predict = [sys.executable, "-m", "imgrec.predict", f"ckpt={best_checkpoint(logs)}",
                f"input={args.predict.resolve()}", f"out={out / 'predictions'}"]
     print(f"\n=== predict: {' '.join(predict[2:])}", flush=True)
     subprocess.run(predict, cwd=ROOT, check=True)

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from imgrec.evaluation.thresholds import ThresholdPolicy, crossfit_groups
 from imgrec.models.checkpoint import CheckpointMeta, read_checkpoint
-from imgrec.reporting.cv import CV_JSON, FINAL_CKPT, FOLD, OOF_NPZ, OutOfFold
+from imgrec.reporting.cv import CV_JSON, FINAL_CKPT, FOLD, OOF_NPZ, OutOfFold, load_folds
 from imgrec.training.evaluate import Evaluation, SplitOutputs
 from imgrec.training.run_summary import FINISHED, RunSummary, run_folders
 from imgrec.utils.errors import ImgrecError
@@ -39,6 +39,7 @@ class Candidate:
     test: SplitOutputs  # the test split (indices, targets; probabilities of the run's own model)
     run: Path  # a run folder of it: its config reads the data and holds the threshold policy
     test_f1: float | None  # test micro F1 of its own model at its own rule, as its run reported it
+    fold_tests: list[np.ndarray] | None = None  # CV: each fold model's test probabilities, in fold order
 
     @property
     def kind(self) -> str:
@@ -64,16 +65,21 @@ def cv_candidate(folder: Path) -> Candidate:
     result = json.loads((folder / CV_JSON).read_text())
     # the folds are runs of the sweep that holds the CV folder (or is it); cv.json may name them relative
     # to where the sweep was started
-    name = Path(result["runs"][0]).name
+    folds = load_folds([fold_run(folder, Path(name).name) for name in result["runs"]])
+    oof, _ = OutOfFold.load(folder / OOF_NPZ)
+    overrides = [o for o in folds[0].summary.overrides if not o.startswith(FOLD)]
+    return Candidate(folder, overrides, folder / FINAL_CKPT, read_checkpoint(folder / FINAL_CKPT)[0],
+                     SplitOutputs(oof.probs, oof.targets, oof.indices), oof.folds, folds[0].evaluation.test,
+                     folds[0].folder, result["final"].get("test_tuned/f1_micro"),
+                     [f.evaluation.test.probs for f in folds])
+
+
+def fold_run(folder: Path, name: str) -> Path:
+    """A fold run of the CV folder: in the sweep that holds the folder (or is it)."""
     run = next((p for p in (folder / name, folder.parent / name) if (p / FINISHED).is_file()), None)
     if run is None:
         raise ImgrecError(f"{folder}: its fold run {name} is not beside it; selection reads its test split")
-    oof, _ = OutOfFold.load(folder / OOF_NPZ)
-    summary, evaluation = RunSummary.read(run), Evaluation.load(run / "predictions.npz")
-    overrides = [o for o in summary.overrides if not o.startswith(FOLD)]
-    return Candidate(folder, overrides, folder / FINAL_CKPT, read_checkpoint(folder / FINAL_CKPT)[0],
-                     SplitOutputs(oof.probs, oof.targets, oof.indices), oof.folds, evaluation.test, run,
-                     result["final"].get("test_tuned/f1_micro"))
+    return run
 
 
 def run_candidate(folder: Path) -> Candidate:

@@ -31,6 +31,7 @@ from imgrec.utils.io import write_json, write_text
 log = logging.getLogger(__name__)
 
 CHECKPOINT, RECORD, MARKDOWN = "selected.ckpt", "selection.json", "selection.md"
+FOLDER = "selection"  # the default output folder, in the first candidate folder
 
 
 def select_ensemble(folders: Sequence[str | Path], out: str | Path | None = None, rounds: int = 20, init: int = 1,
@@ -50,7 +51,7 @@ def select_ensemble(folders: Sequence[str | Path], out: str | Path | None = None
     chosen = np.flatnonzero(selection.counts)
     probs = weighted_mean(library, selection.weights)
     thresholds = policy.choose(probs, targets, groups)
-    out = Path(out) if out is not None else Path(folders[0]) / "selection"
+    out = Path(out) if out is not None else Path(folders[0]) / FOLDER
     meta, ckpt = average_checkpoint([read_checkpoint(candidates[i].checkpoint) for i in chosen],
                                     selection.weights[chosen])
     path = write_checkpoint(ckpt, meta.with_thresholds(thresholds), out / CHECKPOINT)
@@ -65,10 +66,12 @@ def select_ensemble(folders: Sequence[str | Path], out: str | Path | None = None
         "folds": None if first.folds is None else len(np.unique(first.folds)), "rounds": rounds, "init": init,
         "candidates": [{"folder": str(c.folder), "setting": setting, "checkpoint": str(c.checkpoint),
                         "count": int(n), "weight": float(w), "heldout": heldout_dict(h, c.folds is not None),
-                        "test_f1_micro": c.test_f1} for c, setting, n, w, h in
+                        "test_f1_micro": c.test_f1, "test_folds": fold_test([c], np.ones(1))}
+                       for c, setting, n, w, h in
                        zip(candidates, settings(candidates), selection.counts, selection.weights, singles)],
         "ensemble": {"checkpoint": str(path), "heldout": heldout_dict(ensemble, first.folds is not None),
                      "thresholds": {**thresholds.as_dict(), "cross_fitted": thresholds.scores}, "test": test,
+                     "test_folds": fold_test(candidates, selection.weights),
                      "vs_best_single": versus(ensemble, max(singles, key=lambda h: h.f1_micro), first)},
         "history": [{"added": i, "score": s} for i, s in selection.history],
     }
@@ -77,6 +80,18 @@ def select_ensemble(folders: Sequence[str | Path], out: str | Path | None = None
     log.info("selected %s: held-out micro F1 %.4f (best single %.4f); %s", path, ensemble.f1_micro,
              max(h.f1_micro for h in singles), out / MARKDOWN)
     return record
+
+
+def fold_test(candidates: list[Candidate], weights: np.ndarray) -> dict | None:
+    """For CV candidates: test micro F1 at 0.5 of each fold's models, their probabilities weighted, as
+    mean ± std over the folds. For one candidate that is its CV's ``test/f1_micro``; for the ensemble a
+    score to compare with it fold by fold (the weights were chosen on out-of-fold predictions)."""
+    if candidates[0].fold_tests is None:
+        return None
+    targets = candidates[0].test.targets
+    per_fold = [summary(sum(w * c.fold_tests[k].astype(np.float64) for c, w in zip(candidates, weights) if w > 0),
+                        targets)["f1_micro"] for k in range(len(candidates[0].fold_tests))]
+    return {"mean": float(np.mean(per_fold)), "std": float(np.std(per_fold, ddof=1)), "per_fold": per_fold}
 
 
 def heldout_dict(score: HeldOut, folds: bool) -> dict:
@@ -101,6 +116,12 @@ def fmt(heldout: dict) -> str:
     return f"{heldout['f1_micro']:.4f}{spread}"
 
 
+def folds_column(test_folds: dict | None) -> dict:
+    if test_folds is None:
+        return {}
+    return {"test F1 of the fold models": f"{test_folds['mean']:.4f} ± {test_folds['std']:.4f}"}
+
+
 def markdown(record: dict) -> str:
     """``selection.md``: the candidates and the ensemble in one table, the rule and the test score."""
     cv = record["folds"] is not None
@@ -110,10 +131,11 @@ def markdown(record: dict) -> str:
     e = record["ensemble"]
     rows = [{"candidate": c["folder"], "setting": c["setting"] or "defaults", "count": c["count"],
              "weight": f"{c['weight']:.3f}", column: fmt(c["heldout"]), "rule": c["heldout"]["rule"],
-             "test F1": c["test_f1_micro"]} for c in record["candidates"]]
+             "test F1": c["test_f1_micro"], **folds_column(c["test_folds"])} for c in record["candidates"]]
     rows.append({"candidate": "**selected ensemble**", "setting": "", "count": sum(r["count"] for r in rows),
                  "weight": "1", column: fmt(e["heldout"]), "rule": e["thresholds"]["threshold_rule"],
-                 "test F1": None if e["test"] is None else e["test"]["f1_micro_at_rule"]})
+                 "test F1": None if e["test"] is None else e["test"]["f1_micro_at_rule"],
+                 **folds_column(e["test_folds"])})
     lines = ["# Ensemble selection", "",
              f"Greedy forward selection with replacement (Caruana et al., 2004): {record['rounds']} rounds from the "
              + ("best single model" if record["init"] == 1 else f"best {record['init']} single models")
@@ -121,7 +143,9 @@ def markdown(record: dict) -> str:
              "cross-fitting, each image decided by thresholds fitted on the other "
              + ("folds." if cv else "parts of val.") + " Weights = selection counts / total.", "",
              pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f", missingval=""), "",
-             "Test F1: at each model's own rule, as its run (a CV: its `final.ckpt`) reported it.", ""]
+             "Test F1: at each model's own rule, as its run (a CV: its `final.ckpt`) reported it."
+             + (" Test F1 of the fold models: at 0.5, each fold's models (the ensemble: its members' fold models, "
+                "weighted) scored on test, mean ± std over the folds." if cv else ""), ""]
     if e["vs_best_single"] is not None:
         d = e["vs_best_single"]
         lines += [f"Ensemble minus the best single candidate, fold by fold: {d['mean']:+.4f} ± {d['std']:.4f} "

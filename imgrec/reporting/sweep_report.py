@@ -1,5 +1,6 @@
 """When a sweep ends: its results table (markdown + CSV, :mod:`imgrec.reporting.sweep_table`), report,
-CV aggregate and dashboard."""
+CV aggregate and dashboard; with ``select``, one model selected from the CV settings
+(:mod:`imgrec.reporting.selection`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 
 from imgrec.reporting.cv import write_cv
 from imgrec.reporting.dashboard.page import write_dashboard
+from imgrec.reporting.selection import select_ensemble
 from imgrec.reporting.sweep_compare import write_sweep_report
 from imgrec.reporting.sweep_table import collect, failed_runs
 from imgrec.utils.io import write_text
@@ -47,14 +49,25 @@ def write_results(sweep_dir: Path, metric: str = "val/f1_micro") -> pd.DataFrame
 
 
 class SweepReport(Callback):
-    """Writes the table when a sweep ends, then exits non-zero if any run failed."""
+    """Writes the table when a sweep ends, then exits non-zero if any run failed.
+
+    ``select``: after the CV aggregates, select an ensemble of the sweep's CV settings on their
+    out-of-fold predictions into ``<sweep>/selection/`` and print ``final checkpoint: <path>`` last
+    (``+experiment=best``)."""
+
+    def __init__(self, select: bool = False) -> None:
+        self.select = select
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         table = write_results(sweep_dir, config.optimized_metric)
-        write_cv(sweep_dir, config.optimized_metric, instantiate(config.thresholds))
-        if not table.empty:  # the last line names the page
+        policy = instantiate(config.thresholds)
+        cv = write_cv(sweep_dir, config.optimized_metric, policy)
+        if not table.empty:
             print(f"dashboard: {write_dashboard(sweep_dir, metric=config.optimized_metric).resolve()}", flush=True)
+        if self.select and cv:
+            record = select_ensemble([sweep_dir], policy=policy)
+            print(f"final checkpoint: {Path(record['ensemble']['checkpoint']).resolve()}", flush=True)
         failed = failed_runs(table)
         if failed:
             raise SystemExit(f"error: {failed} of {len(table)} runs failed (see the status column)")

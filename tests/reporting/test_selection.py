@@ -5,6 +5,7 @@ fold-0 runs (one shared val split)."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from imgrec.inference.predictor import load_predictor
 from imgrec.reporting.candidates import check_comparable, load_candidates
 from imgrec.reporting.cv import OutOfFold
 from imgrec.reporting.selection import select_ensemble
+from imgrec.reporting.sweep_report import SweepReport
 from imgrec.training.evaluate import Evaluation, SplitOutputs
 from imgrec.training.run_summary import RunSummary, run_folders
 from imgrec.utils.errors import ImgrecError
@@ -84,6 +86,17 @@ def test_cv_folders_select_on_out_of_fold_predictions(sweep: Path, test_split) -
     np.testing.assert_allclose(probs, members, atol=1e-5, rtol=0)
     assert ensemble["test"]["f1_micro_at_rule"] == pytest.approx(f1_score(test.targets, probs > chosen.applied(),
                                                                           average="micro"))
+    # the CV test score of the fold models: each candidate's is its CV's; the ensemble's weights its members'
+    for candidate in record["candidates"]:
+        cv = json.loads((Path(candidate["folder"]) / "cv.json").read_text())
+        assert candidate["test_folds"]["mean"] == pytest.approx(cv["metrics"]["test/f1_micro"]["mean"])
+    per_fold = []
+    for fold in range(2):
+        runs = fold_runs(sweep, fold)
+        mean = sum(c["weight"] * Evaluation.load(next(p for p in runs if c["setting"] in RunSummary.read(p).overrides)
+                                                 / "predictions.npz").test.probs for c in record["candidates"])
+        per_fold.append(f1_score(test.targets, mean > 0.5, average="micro"))
+    assert ensemble["test_folds"]["per_fold"] == pytest.approx(per_fold)
 
 
 def test_single_runs_select_on_their_shared_val_split(sweep: Path, test_split, tmp_path: Path) -> None:
@@ -118,3 +131,19 @@ def test_mixed_or_mismatched_candidates_are_refused_in_one_line(sweep: Path, tmp
     for field, value in (("label_names", ["x"] * 14), ("image_size", 32), ("data_fingerprint", "other")):
         with pytest.raises(ImgrecError, match=f"{b.folder}: its .* differ from those of {a.folder}"):
             check_comparable([a, replace(b, meta=replace(b.meta, **{field: value}))])
+
+
+def test_a_sweep_with_select_ends_with_the_final_checkpoint(sweep: Path, tmp_path: Path, capsys) -> None:
+    """``hydra.callbacks.sweep_report.select=true`` (``+experiment=best``): after the CV aggregates, the
+    ensemble selected over the sweep's settings, and the checkpoint named on the last line."""
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    shutil.rmtree(copy / "selection", ignore_errors=True)
+    run = OmegaConf.load(fold_runs(sweep, 0)[0] / "config_resolved.yaml")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(copy)}}, "optimized_metric": run.optimized_metric,
+                               "thresholds": run.thresholds})
+    SweepReport(select=True).on_multirun_end(config)
+    checkpoint = (copy / "selection" / "selected.ckpt").resolve()
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"final checkpoint: {checkpoint}"
+    record = json.loads((copy / "selection" / "selection.json").read_text())
+    assert record["heldout"] == "out-of-fold" and len(record["candidates"]) == 2
+    assert Path(record["ensemble"]["checkpoint"]).resolve() == checkpoint and load_predictor(checkpoint).rule
