@@ -54,7 +54,7 @@ experiment: install ## Regenerate one committed reference run: make experiment N
 experiments: install ## Regenerate every reference run in experiments/ (the idl2020 one needs ../shared/data)
 	$(PY) experiments/reference.py synthetic_lite0 synthetic_missing_labels synthetic_preproc_sweep idl2020_dev_lite0
 
-reproduce: install ## The study on ../shared/data/idl2020-dev: every run, then experiments/idl2020/REPORT.md (about an hour on 2 CPU cores; ARGS=trainer=gpu)
+reproduce: install ## The study on ../shared/data/idl2020-dev: every run, then experiments/idl2020/REPORT.md (about 2-3 hours on 2 CPU cores; ARGS=trainer=gpu)
 	$(PY) -m experiments.idl2020.reproduce $(ARGS)
 
 lint: install ## Lint with ruff

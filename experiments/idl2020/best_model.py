@@ -19,8 +19,8 @@ from imgrec.reporting.selection import FOLDER, MARKDOWN, RECORD
 
 STEP = "best"
 # (lever, the setting without it, the setting with it): +arch options of conf/experiment/best.yaml
-LEVERS = [("partial fine-tuning, last 2 stages (Lite0, 224 px)", "transfer_lite0", "partial_lite0"),
-          ("partial fine-tuning, last 2 stages (Lite2, 260 px)", "transfer_lite2", "partial_lite2"),
+LEVERS = [("partial fine-tuning (Lite0, 224 px, last 2 stages)", "transfer_lite0", "partial_lite0"),
+          ("partial fine-tuning (Lite2, 260 px, last stage)", "transfer_lite2", "partial_lite2"),
           ("the frozen Lite0 + Lite2 ensemble (Lite2 alone)", "transfer_lite2", "ensemble")]
 TODAY = "ensemble"  # the final model before partial fine-tuning: the frozen Lite0 + Lite2 ensemble
 
