@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from experiments.idl2020 import best_model
 from experiments.idl2020.cv_findings import CV_STEPS, FOLDS
 from experiments.idl2020.report import write_report
 from experiments.idl2020.runs import final_model, load_runs
@@ -76,9 +77,9 @@ def read_timings(logs: Path) -> dict[str, float]:
 
 def best_checkpoint(logs: Path) -> Path:
     """The model ``+experiment=best`` selected (its sweep's ``selection.json``)."""
-    record = logs / "best" / FOLDER / RECORD
+    record = logs / best_model.STEP / FOLDER / RECORD
     if not record.is_file():
-        raise SystemExit(f"error: {record}: missing; the best step did not finish (see {logs / 'best'})")
+        raise SystemExit(f"error: {record}: missing; the best step did not finish (see {logs / best_model.STEP})")
     return Path(json.loads(record.read_text())["ensemble"]["checkpoint"])
 
 
@@ -123,7 +124,7 @@ def main() -> None:
         multirun(logs, f"seeds-{k}", [*config, f"seed={SEEDS}"], shared, extras)
     final = final_model(logs, [*shared, *extras])
     multirun(logs, "final", final.overrides, shared, extras)
-    multirun(logs, "best", ["+experiment=best"], shared, extras)
+    multirun(logs, best_model.STEP, ["+experiment=best"], shared, extras)
     predict = [sys.executable, "-m", "imgrec.predict", f"ckpt={best_checkpoint(logs)}",
                f"input={args.predict.resolve()}", f"out={out / 'predictions'}"]
     print(f"\n=== predict: {' '.join(predict[2:])}", flush=True)

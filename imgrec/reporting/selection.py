@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imgrec.evaluation.micro import micro_scores
 from imgrec.evaluation.scores import summary
 from imgrec.evaluation.selection import HeldOut, greedy_selection, heldout_f1, weighted_mean
 from imgrec.evaluation.thresholds import ThresholdPolicy
@@ -88,9 +89,9 @@ def fold_test(candidates: list[Candidate], weights: np.ndarray) -> dict | None:
     score to compare with it fold by fold (the weights were chosen on out-of-fold predictions)."""
     if candidates[0].fold_tests is None:
         return None
-    targets = candidates[0].test.targets
-    per_fold = [summary(sum(w * c.fold_tests[k].astype(np.float64) for c, w in zip(candidates, weights) if w > 0),
-                        targets)["f1_micro"] for k in range(len(candidates[0].fold_tests))]
+    targets = np.asarray(candidates[0].test.targets).astype(bool)
+    per_fold = [micro_scores(targets, sum(w * c.fold_tests[k].astype(np.float64) for c, w in zip(candidates, weights)
+                                          if w > 0) > 0.5)["f1_micro"] for k in range(len(candidates[0].fold_tests))]
     return {"mean": float(np.mean(per_fold)), "std": float(np.std(per_fold, ddof=1)), "per_fold": per_fold}
 
 
