@@ -47,8 +47,9 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int,
                         help="scaling: numbers of images (default 1000 4000 16000 64000)")
     parser.add_argument("--phases", nargs="+", help="scaling: phases to (re)run, the others kept from bench/out")
+    parser.add_argument("--repeats", type=int, help="scaling: measurements per size and phase, the median kept (3)")
     args = parser.parse_args()
-    extra = {"sizes": args.sizes, "phases": args.phases}
+    extra = {"sizes": args.sizes, "phases": args.phases, "repeats": args.repeats}
     results = []
     for name in args.names:
         print(f"running {name} ...", flush=True)

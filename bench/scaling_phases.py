@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgrec.config.compose import CONF_DIR, compose_config
+from imgrec.data.images import Decoding
 from imgrec.data.readers import read_course
 from imgrec.features.cache import FeatureDataModule
 
@@ -108,7 +109,7 @@ def predict(root: Path, work: Path) -> None:
 
 def main(phase: str, root: Path, work: Path) -> None:
     if phase == "decode":
-        timed("decode", lambda: read_course(root, 128, cache_dir=work / "cache"))
+        timed("decode", lambda: read_course(root, Decoding(128), cache_dir=work / "cache"))
     elif phase == "extract":
         extract(run_config(root, work))
     elif phase == "train":

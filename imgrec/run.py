@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
 
 from imgrec.config.compose import CONF_DIR, check_cli, resolvers
 from imgrec.data.datamodule import MultiLabelDataModule
@@ -73,6 +74,8 @@ def train(cfg: DictConfig) -> RunSummary:
                                        cfg.cache.engine, mirror_eval=model.net.tta == "flip")
         model.train_on_features()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    if cfg.trainer.get("enable_progress_bar") is False:  # Lightning refuses a bar callback with the bar off
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
 
     start = time.time()

@@ -1,12 +1,15 @@
 """``make reproduce`` end to end on a small synthetic course-format folder (slow: ~40 short runs)."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from experiments.idl2020.best_model import candidates
+from experiments.idl2020.cv_findings import TRANSFER
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
@@ -31,8 +34,11 @@ def test_reproduce_writes_the_report_from_its_runs(tmp_path: Path):
     assert runs["step"].value_counts().to_dict() == expected
     # the project's final model: +experiment=best's selected ensemble, which predicted the results
     assert "## The project's final model (`+experiment=best`)" in report and "partial fine-tuning" in report
+    # Its frozen candidates are transfer-cv's CVs; the best step trains only the others (partial fine-tuning).
     record = json.loads((logs / "best" / "selection" / "selection.json").read_text())
-    assert len(record["candidates"]) == 6 and (out / "predictions" / "results.txt").is_file()
+    folders = Counter(Path(c["folder"]).parent.name for c in record["candidates"])
+    assert folders == {"transfer-cv": len(TRANSFER), "best": len(candidates()) - 4}
+    assert (out / "predictions" / "results.txt").is_file()
     # Every number of the final model's line is a run's: its test F1 appears in the report as written.
     final = runs[runs["step"] == "final"].iloc[0]
     assert f"{final['test/f1_micro']:.4f}" in report

@@ -41,3 +41,12 @@ def test_ensemble_reuses_its_members_cached_features(tmp_path):
     train(compose_cfg(tmp_path / "ensemble", [*common, "model=ensemble"]))
     assert len(single) == 1 and single < set(features.glob("*.safetensors"))
     assert len(list(features.glob("*.safetensors"))) == 2
+
+
+def test_progress_bar_off_leaves_out_the_bar_callback(tmp_path):
+    """``+trainer.enable_progress_bar=false`` turns the configured bar callback off, rather than Lightning
+    refusing the pair."""
+    cfg = compose_cfg(tmp_path, ["trainer.max_epochs=1", "data.n_images=160",
+                                 "+trainer.enable_progress_bar=false"])
+    assert "progress_bar" in cfg.callbacks
+    assert train(cfg).metrics["test/f1_micro"] >= 0

@@ -16,12 +16,13 @@ import pandas as pd
 
 from imgrec.training.run_summary import RunSummary
 
+# The frozen +arch options: each backbone ± the 256-unit hidden layer, and the Lite0 + Lite2 ensemble.
+TRANSFER = [f"transfer_lite{k}{h}" for k in (0, 1, 2) for h in ("", "_hidden")] + ["ensemble"]
 CV_STEPS = {
     # §4.1 on folds: split; + augmentation; + augmentation + oversampling (Lite0, 128 px, frozen).
     "preproc-cv": ["+experiment=preproc_sweep", "model.net.input_size=128"],
     # §4.2/§4.4 on folds: each frozen backbone at its own size, ± the hidden layer, and the ensemble.
-    "transfer-cv": ["+arch=" + ",".join(f"transfer_lite{k}{h}" for k in (0, 1, 2) for h in ("", "_hidden"))
-                    + ",ensemble", "model.net.input_size=null"],
+    "transfer-cv": ["+arch=" + ",".join(TRANSFER), "model.net.input_size=null"],
 }
 FOLDS = ["split=kfold", "split.folds=5", "split.fold=range(0,5)"]
 

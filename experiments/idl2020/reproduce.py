@@ -9,7 +9,8 @@ Steps: the preprocessing sweep; the architecture sweep (transfer, scratch, fine-
 oversampling, sampler weights or the loss; the preprocessing and frozen-architecture comparisons again
 as 5-fold cross-validations (cheap on cached features); three seeds of the top frozen configurations and of the
 baseline; the study's final configuration (chosen on validation only); the project's final model,
-``+experiment=best`` (chosen on out-of-fold predictions only), and its predictions for the test sample;
+``+experiment=best`` (chosen on out-of-fold predictions only; its frozen candidates are the
+``transfer-cv`` step's), and its predictions for the test sample;
 then ``experiments/idl2020/REPORT.md`` (:mod:`experiments.idl2020.report`).
 """
 
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 from experiments.idl2020 import best_model
-from experiments.idl2020.cv_findings import CV_STEPS, FOLDS
+from experiments.idl2020.cv_findings import CV_STEPS, FOLDS, TRANSFER
 from experiments.idl2020.report import write_report
 from experiments.idl2020.runs import final_model, load_runs
 from imgrec.reporting.selection import FOLDER, RECORD
@@ -35,12 +36,11 @@ SHARED = ROOT.parent / "shared" / "data"
 # The study's setting, with the split fixed across seeds so that every run is scored on the same test images.
 COMMON = ["data=idl", "logger=csv", "split.seed=42"]
 BASELINE = ["+arch=transfer_lite0", "model.net.input_size=null"]  # frozen Lite0, linear head, its own 224 px
-TRANSFER = ",".join(f"transfer_lite{k}{h}" for k in (0, 1, 2) for h in ("", "_hidden")) + ",ensemble"
 STEPS: dict[str, list[str]] = {
     # §4.1: split; + augmentation (4 cached views per image); + augmentation + oversampling. Lite0 at 128 px.
     "preproc": ["+experiment=preproc_sweep", "model.net.input_size=128"],
     # §4.2/§4.4: each backbone at the images' own 128 px and at its own (upsampled) size, ± the hidden layer.
-    "transfer": [f"+arch={TRANSFER}", "model.net.input_size=128,null"],
+    "transfer": ["+arch=" + ",".join(TRANSFER), "model.net.input_size=128,null"],
     # Balancing the train split without copies of images, or with them, against none; on the baseline.
     "balancing": [*BASELINE, "balance=none,oversample,sampler", "loss=bce,pos_weight,asl"],
     # §4.3: a residual and an inception CNN from scratch, 128 px; up to 30 epochs (10-25 s each on 2 CPU cores).
@@ -124,7 +124,7 @@ def main() -> None:
         multirun(logs, f"seeds-{k}", [*config, f"seed={SEEDS}"], shared, extras)
     final = final_model(logs, [*shared, *extras])
     multirun(logs, "final", final.overrides, shared, extras)
-    multirun(logs, best_model.STEP, ["+experiment=best"], shared, extras)
+    multirun(logs, best_model.STEP, best_model.overrides(logs), shared, extras)
     predict = [sys.executable, "-m", "imgrec.predict", f"ckpt={best_checkpoint(logs)}",
                f"input={args.predict.resolve()}", f"out={out / 'predictions'}"]
     print(f"\n=== predict: {' '.join(predict[2:])}", flush=True)

@@ -28,11 +28,16 @@ def image_number(name: str) -> int | None:
 def list_images(folder: Path) -> list[Path]:
     """Entries of ``folder`` named like images: course names (``im<N>.jpg``) in numeric order, then the rest
     by name. Files or not: a directory or a broken link named like an image is the decoder's to report
-    (or skip), never dropped unseen."""
+    (or skip), never dropped unseen. Hidden names (a leading dot: the ``._im1.jpg`` metadata files macOS
+    leaves beside each image on other file systems) are not images; they are left out and counted."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImgrecError(f"{folder}: image folder not found")
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    named = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    files = [p for p in named if not p.name.startswith(".")]
+    if len(files) < len(named):
+        log.info("%s: %d hidden file(s) named like images left out (e.g. %s)", folder, len(named) - len(files),
+                 next(p.name for p in named if p.name.startswith(".")))
     return sorted(files, key=lambda p: (image_number(p.name) is None, image_number(p.name) or 0, p.name))
 
 

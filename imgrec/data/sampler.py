@@ -32,7 +32,8 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n
 
     def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        # Modulo 2**63: torch.initial_seed() of an unseeded process is any 64-bit number.
+        g = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) % 2**63)
         if self.weights is None:
             order = torch.randperm(self.n, generator=g)
         else:

@@ -5,6 +5,7 @@ CV aggregate and dashboard; with ``select``, one model selected from the CV sett
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,12 @@ class SweepReport(Callback):
 
     ``select``: after the CV aggregates, select an ensemble of the sweep's CV settings on their
     out-of-fold predictions into ``<sweep>/selection/`` and print ``final checkpoint: <path>`` last
-    (``+experiment=best``)."""
+    (``+experiment=best``). ``select_from``: earlier CV sweeps on the same folds whose settings join the
+    candidates, so that a setting another sweep already cross-validated is not trained again
+    (``make reproduce`` takes ``+experiment=best``'s frozen candidates from its ``transfer-cv`` step)."""
 
-    def __init__(self, select: bool = False) -> None:
-        self.select = select
+    def __init__(self, select: bool = False, select_from: Sequence[str] = ()) -> None:
+        self.select, self.select_from = select, [Path(folder) for folder in select_from]
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -66,7 +69,7 @@ class SweepReport(Callback):
         if not table.empty:
             print(f"dashboard: {write_dashboard(sweep_dir, metric=config.optimized_metric).resolve()}", flush=True)
         if self.select and cv:
-            record = select_ensemble([sweep_dir], policy=policy)
+            record = select_ensemble([sweep_dir, *self.select_from], policy=policy)
             print(f"final checkpoint: {Path(record['ensemble']['checkpoint']).resolve()}", flush=True)
         failed = failed_runs(table)
         if failed:

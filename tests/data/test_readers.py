@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from imgrec.data.images import Decoding
-from imgrec.data.readers import read_course, read_table
+from imgrec.data.readers import list_images, read_course, read_table
 from imgrec.utils.errors import ImgrecError
 
 
@@ -23,6 +23,17 @@ def test_course_reader(course):
     people = (course / "annotations" / "disc.txt").read_text().split()
     assert d.targets[:, d.label_names.index("disc")].sum() == len(people)
     assert d.names[:3] == ["im1.jpg", "im2.jpg", "im3.jpg"]
+
+
+def test_hidden_files_named_like_images_are_left_out_and_counted(course, caplog):
+    """macOS leaves ``._<name>`` metadata files beside each image on other file systems: not images."""
+    (course / "images" / "._im1.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    (course / "images" / ".hidden.png").write_bytes(b"")
+    with caplog.at_level("INFO", logger="imgrec.data.readers"):
+        listed = list_images(course / "images")
+    assert [p.name for p in listed[:2]] == ["im1.jpg", "im2.jpg"] and not any(p.name[0] == "." for p in listed)
+    assert "2 hidden file(s) named like images left out" in caplog.text
+    assert len(read_course(course)) == 60
 
 
 def test_unlisted_image_has_no_label(course):

@@ -93,3 +93,11 @@ def test_sampler_weights_reach_the_train_loader_only():
     assert len(dm.train_indices) == len(dm.split.train) and len(dm.train_weights) == len(dm.split.train)
     assert np.array_equal(dm.train_dataloader().sampler.weights.numpy(), dm.train_weights)
     assert dm.val_dataloader().sampler.__class__.__name__ == "SequentialSampler"
+
+
+def test_epoch_sampler_takes_any_64_bit_seed():
+    """An unseeded process's ``torch.initial_seed()`` can be any 64-bit number (the feature cache's seed)."""
+    sampler = EpochShuffleSampler(50, seed=2**64 - 1)
+    sampler.set_epoch(3)
+    order = list(sampler)
+    assert sorted(order) == list(range(50)) and order == list(sampler)

@@ -133,17 +133,39 @@ def test_mixed_or_mismatched_candidates_are_refused_in_one_line(sweep: Path, tmp
             check_comparable([a, replace(b, meta=replace(b.meta, **{field: value}))])
 
 
+def sweep_end(folder: Path) -> OmegaConf:
+    """What Hydra hands ``SweepReport`` when the sweep in ``folder`` ends."""
+    run = OmegaConf.load(next(folder.glob("*/config_resolved.yaml")))
+    return OmegaConf.create({"hydra": {"sweep": {"dir": str(folder)}}, "optimized_metric": run.optimized_metric,
+                             "thresholds": run.thresholds})
+
+
 def test_a_sweep_with_select_ends_with_the_final_checkpoint(sweep: Path, tmp_path: Path, capsys) -> None:
     """``hydra.callbacks.sweep_report.select=true`` (``+experiment=best``): after the CV aggregates, the
     ensemble selected over the sweep's settings, and the checkpoint named on the last line."""
     copy = shutil.copytree(sweep, tmp_path / "sweep")
     shutil.rmtree(copy / "selection", ignore_errors=True)
-    run = OmegaConf.load(fold_runs(sweep, 0)[0] / "config_resolved.yaml")
-    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(copy)}}, "optimized_metric": run.optimized_metric,
-                               "thresholds": run.thresholds})
-    SweepReport(select=True).on_multirun_end(config)
+    SweepReport(select=True).on_multirun_end(sweep_end(copy))
     checkpoint = (copy / "selection" / "selected.ckpt").resolve()
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"final checkpoint: {checkpoint}"
     record = json.loads((copy / "selection" / "selection.json").read_text())
     assert record["heldout"] == "out-of-fold" and len(record["candidates"]) == 2
     assert Path(record["ensemble"]["checkpoint"]).resolve() == checkpoint and load_predictor(checkpoint).rule
+
+
+def test_select_from_adds_an_earlier_sweeps_settings(sweep: Path, tmp_path: Path) -> None:
+    """``select_from`` (``make reproduce``'s best step): an earlier sweep on the same folds cross-validated one
+    setting, this sweep the other; the selection is over both, and written into this sweep."""
+    own, earlier = shutil.copytree(sweep, tmp_path / "own"), shutil.copytree(sweep, tmp_path / "earlier")
+    for folder, other in ((own, "model.net.input_size=64"), (earlier, "model.net.input_size=48")):
+        for derived in [folder / "selection", *folder.glob("cv_*")]:
+            shutil.rmtree(derived, ignore_errors=True)
+        for run in run_folders(folder):
+            if other in RunSummary.read(run).overrides:
+                shutil.rmtree(run)
+    SweepReport().on_multirun_end(sweep_end(earlier))  # the earlier sweep ended without a selection
+    assert not (earlier / "selection").exists()
+    SweepReport(select=True, select_from=[str(earlier)]).on_multirun_end(sweep_end(own))
+    record = json.loads((own / "selection" / "selection.json").read_text())
+    assert {Path(c["folder"]).name: c["setting"] for c in record["candidates"]} == {
+        "own": "model.net.input_size=48", "earlier": "model.net.input_size=64"}
