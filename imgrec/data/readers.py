@@ -34,10 +34,10 @@ def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ImgrecError(f"{folder}: image folder not found")
     named = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    hidden = [p for p in named if p.name.startswith(".")]
     files = [p for p in named if not p.name.startswith(".")]
-    if len(files) < len(named):
-        log.info("%s: %d hidden file(s) named like images left out (e.g. %s)", folder, len(named) - len(files),
-                 next(p.name for p in named if p.name.startswith(".")))
+    if hidden:
+        log.info("%s: %d hidden file(s) named like images left out (e.g. %s)", folder, len(hidden), hidden[0].name)
     return sorted(files, key=lambda p: (image_number(p.name) is None, image_number(p.name) or 0, p.name))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import f1_score
 
 from imgrec.evaluation.selection import heldout_f1
@@ -133,7 +133,7 @@ def test_mixed_or_mismatched_candidates_are_refused_in_one_line(sweep: Path, tmp
             check_comparable([a, replace(b, meta=replace(b.meta, **{field: value}))])
 
 
-def sweep_end(folder: Path) -> OmegaConf:
+def sweep_end(folder: Path) -> DictConfig:
     """What Hydra hands ``SweepReport`` when the sweep in ``folder`` ends."""
     run = OmegaConf.load(next(folder.glob("*/config_resolved.yaml")))
     return OmegaConf.create({"hydra": {"sweep": {"dir": str(folder)}}, "optimized_metric": run.optimized_metric,
