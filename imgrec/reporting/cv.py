@@ -122,7 +122,8 @@ def average_checkpoints(folds: list[Fold], thresholds: Thresholds, path: Path) -
 
 def final_test_probs(path: Path, run_dir: Path, test_indices: np.ndarray) -> np.ndarray | None:
     """The test probabilities of the checkpoint at ``path`` (the averaged fold models, or a selected
-    ensemble), on the data of the run in ``run_dir`` (its resolved config); None without that config."""
+    ensemble), on the data of the run in ``run_dir`` (its resolved config; its backbones on the engine
+    its feature cache ran, ``cache.engine``); None without that config."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -131,9 +132,11 @@ def final_test_probs(path: Path, run_dir: Path, test_indices: np.ndarray) -> np.
     config = run_dir / "config_resolved.yaml"
     if not config.is_file():
         return None
-    datamodule = instantiate(OmegaConf.load(config).data)
+    cfg = OmegaConf.load(config)
+    datamodule = instantiate(cfg.data)
     datamodule.setup("test")
-    return load_predictor(path).probabilities(np.asarray(datamodule.data.images[test_indices]))
+    predictor = load_predictor(path, engine=OmegaConf.select(cfg, "cache.engine", default="eager"))
+    return predictor.probabilities(np.asarray(datamodule.data.images[test_indices]))
 
 
 def fold_metrics(folds: list[Fold]) -> pd.DataFrame:

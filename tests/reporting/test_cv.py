@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
 
 from imgrec.evaluation.thresholds import choose_rule
 from imgrec.inference.predictor import load_predictor
-from imgrec.reporting.cv import comparison
+from imgrec.reporting.cv import comparison, final_test_probs
 from imgrec.training.evaluate import Evaluation
 from tests.conftest import most_frequent_f1, run_in_process
 
@@ -72,6 +75,23 @@ def test_final_model_scores_like_the_folds(cv_dir):
     result = json.loads((sweep / "cv.json").read_text())
     final, folds = result["final"]["test_tuned/f1_micro"], result["metrics"]["test_tuned/f1_micro"]
     assert final > folds["mean"] - 3 * folds["std"] - 0.01
+
+
+def test_final_model_is_scored_on_the_engine_of_the_runs_feature_cache(cv_dir, tmp_path, caplog):
+    sweep, _ = cv_dir
+    run = tmp_path / "run"
+    shutil.copytree(sweep / "0", run, ignore=shutil.ignore_patterns("checkpoints"))
+    cfg = OmegaConf.load(run / "config_resolved.yaml")
+    cfg.cache.engine = "onnxruntime"
+    OmegaConf.save(cfg, run / "config_resolved.yaml")
+    test = Evaluation.load(run / "predictions.npz").test
+    with caplog.at_level(logging.INFO, logger="imgrec.inference.predictor"):
+        probs = final_test_probs(sweep / "final.ckpt", run, test.indices)
+    assert "runs on onnxruntime" in caplog.text
+    eager = final_test_probs(sweep / "final.ckpt", sweep / "0", test.indices)
+    assert np.abs(probs - eager).max() < 1e-3
+    final = json.loads((sweep / "cv.json").read_text())["final"]
+    assert f1_score(test.targets, eager > 0.5, average="micro") == pytest.approx(final["test/f1_micro"], abs=1e-6)
 
 
 def test_label_issues_cover_train_and_val_and_features_are_extracted_once(cv_dir):
