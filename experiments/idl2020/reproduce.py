@@ -128,6 +128,7 @@ def main() -> None:
     predict = [sys.executable, "-m", "imgrec.predict", f"ckpt={best_checkpoint(logs)}",
                f"input={args.predict.resolve()}", f"out={out / 'predictions'}"]
     print(f"\n=== predict: {' '.join(predict[2:])}", flush=True)
+    (out / "predictions" / "predict.log").unlink(missing_ok=True)  # Hydra appends: keep this predict's log only
     subprocess.run(predict, cwd=ROOT, check=True)
     write_report(logs, out, data, args.predict, [*shared, *extras], read_timings(logs))
 

@@ -118,9 +118,11 @@ def load_candidates(folders: list[str | Path]) -> list[Candidate]:
 
 
 def settings(candidates: list[Candidate]) -> list[str]:
-    """Each candidate's overrides but those all share: what sets it apart."""
+    """Each candidate's overrides but those all share and ``task_name`` (which names its folder, not its
+    model): what sets it apart."""
     shared = set.intersection(*(set(c.overrides) for c in candidates))
-    return [" ".join(o for o in c.overrides if o not in shared) for c in candidates]
+    return [" ".join(o for o in c.overrides if o not in shared and not o.startswith("task_name="))
+            for c in candidates]
 
 
 def check_comparable(candidates: list[Candidate]) -> None:

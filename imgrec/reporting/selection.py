@@ -13,6 +13,7 @@ ensemble's test score, measured after the choice and never used for it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -112,6 +113,14 @@ def versus(ensemble: HeldOut, best: HeldOut, first: Candidate) -> dict | None:
         abs(diff.mean()) > spread)}
 
 
+def short_names(folders: list[str]) -> list[str]:
+    """The candidate folders relative to the folder above their sweeps (``best/cv_0``,
+    ``transfer-cv/cv_2``), so that the table names them the same on every machine."""
+    sweeps = {Path(f).parent for f in folders}
+    base = Path(os.path.commonpath(sweeps)) if len(sweeps) > 1 else sweeps.pop().parent
+    return [os.path.relpath(f, base) for f in folders]
+
+
 def fmt(heldout: dict) -> str:
     spread = f" ({heldout['mean']:.4f} ± {heldout['std']:.4f})" if "mean" in heldout else ""
     return f"{heldout['f1_micro']:.4f}{spread}"
@@ -130,9 +139,11 @@ def markdown(record: dict) -> str:
              else f"the val predictions of {record['images']} images (one split)")
     column = "held-out F1" + (" (folds: mean ± std)" if cv else "")
     e = record["ensemble"]
-    rows = [{"candidate": c["folder"], "setting": c["setting"] or "defaults", "count": c["count"],
+    names = short_names([c["folder"] for c in record["candidates"]])
+    rows = [{"candidate": name, "setting": c["setting"] or "defaults", "count": c["count"],
              "weight": f"{c['weight']:.3f}", column: fmt(c["heldout"]), "rule": c["heldout"]["rule"],
-             "test F1": c["test_f1_micro"], **folds_column(c["test_folds"])} for c in record["candidates"]]
+             "test F1": c["test_f1_micro"], **folds_column(c["test_folds"])}
+            for c, name in zip(record["candidates"], names)]
     rows.append({"candidate": "**selected ensemble**", "setting": "", "count": sum(r["count"] for r in rows),
                  "weight": "1", column: fmt(e["heldout"]), "rule": e["thresholds"]["threshold_rule"],
                  "test F1": None if e["test"] is None else e["test"]["f1_micro_at_rule"],

@@ -8,6 +8,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,9 +19,9 @@ from sklearn.metrics import f1_score
 from imgrec.evaluation.selection import heldout_f1
 from imgrec.evaluation.thresholds import ThresholdPolicy, choose_rule
 from imgrec.inference.predictor import load_predictor
-from imgrec.reporting.candidates import check_comparable, load_candidates
+from imgrec.reporting.candidates import check_comparable, load_candidates, settings
 from imgrec.reporting.cv import OutOfFold
-from imgrec.reporting.selection import select_ensemble
+from imgrec.reporting.selection import select_ensemble, short_names
 from imgrec.reporting.sweep_report import SweepReport
 from imgrec.training.evaluate import Evaluation, SplitOutputs
 from imgrec.training.run_summary import RunSummary, run_folders
@@ -169,3 +170,15 @@ def test_select_from_adds_an_earlier_sweeps_settings(sweep: Path, tmp_path: Path
     record = json.loads((own / "selection" / "selection.json").read_text())
     assert {Path(c["folder"]).name: c["setting"] for c in record["candidates"]} == {
         "own": "model.net.input_size=48", "earlier": "model.net.input_size=64"}
+
+
+def test_the_table_names_candidates_below_the_folder_above_their_sweeps():
+    assert short_names(["/x/logs/best/cv_0", "/x/logs/transfer-cv/cv_2"]) == ["best/cv_0", "transfer-cv/cv_2"]
+    assert short_names(["/x/logs/best/cv_0", "/x/logs/best/cv_1"]) == ["best/cv_0", "best/cv_1"]
+    assert short_names(["/x/sweep/0", "/x/sweep/1"]) == ["sweep/0", "sweep/1"]
+
+
+def test_a_candidates_setting_leaves_out_what_all_share_and_its_task_name():
+    own = SimpleNamespace(overrides=["data=idl", "task_name=best", "+arch=partial_lite0"])
+    earlier = SimpleNamespace(overrides=["data=idl", "task_name=transfer-cv", "+arch=transfer_lite0"])
+    assert settings([own, earlier]) == ["+arch=partial_lite0", "+arch=transfer_lite0"]
