@@ -42,7 +42,8 @@ class Predictor:
     rule: str  # the threshold rule applied
     engine: str = "eager"  # what runs the backbones: a setting of imgrec.features.engines.SETTINGS
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    encoders: list[Encoder] | None = field(default=None, repr=False)  # settled on the first batch
+    encoders: list[Encoder] | None = field(default=None, repr=False)  # one per distinct backbone, settled on
+    order: list[int] = field(default_factory=list, repr=False)  # the first batch; per backbone, its encoder
 
     @property
     def label_names(self) -> list[str]:
@@ -62,25 +63,53 @@ class Predictor:
         for start in range(0, len(images), batch_size):
             batch = np.require(images[start:start + batch_size], requirements=("C", "W"))  # a memmap is read-only
             x = torch.from_numpy(batch).permute(0, 3, 1, 2)
-            encoders = self._encoders(x)
-            features = torch.cat([encode(x) for encode in encoders], dim=1).to(self.device)
-            mirrored = None  # flip TTA: the mirror images' features too, as evaluation averaged them
-            if uses_flip(self.net):
-                mirrored = torch.cat([encode(mirror(x)) for encode in encoders], dim=1).to(self.device)
+            features = self._features(x)
+            mirrored = self._features(mirror(x)) if uses_flip(self.net) else None  # flip TTA, as evaluation did
             with torch.inference_mode():
                 chunks.append(torch.sigmoid(self.net.forward_head(features, mirrored)).float().cpu())
         return torch.cat(chunks).numpy()
 
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbones' features concatenated in the net's order; each distinct backbone runs once."""
+        computed = [encode(x) for encode in self._encoders(x)]
+        return torch.cat([computed[k] for k in self.order], dim=1).to(self.device)
+
     def _encoders(self, first: torch.Tensor) -> list[Encoder]:
-        """Each backbone's encoder, settled once, on one image of the first batch."""
+        """An encoder per distinct backbone (:func:`distinct`), settled once, on one image of the first batch."""
         if self.encoders is None:
+            backbones = backbones_of(self.net)
+            self.order = distinct(backbones)
             self.encoders = []
-            for backbone in backbones_of(self.net):
+            for k in sorted(set(self.order)):
+                backbone = backbones[self.order.index(k)]
                 engine, encode = settle_encoder(backbone, self.engine, self.device, first[:1], task="predict",
                                                 verb="predicting")
-                log.info("predict: %s (%d px) runs on %s", backbone.name, backbone.input_size, engine)
+                log.info("predict: %s (%d px) runs on %s%s", backbone.name, backbone.input_size, engine,
+                         f", once for {self.order.count(k)} of the net's backbones" if self.order.count(k) > 1 else "")
                 self.encoders.append(encode)
         return self.encoders
+
+
+def distinct(backbones: list[nn.Module]) -> list[int]:
+    """For each backbone the number of the distinct backbone it equals, numbered in order of appearance.
+    Two are equal when they are of one class, at one input size, with every parameter and buffer equal:
+    the frozen members of a selected ensemble that share a pretrained backbone (a linear and a hidden-layer
+    head on Lite2, say) compute the same features, so predict computes them once."""
+    firsts: list[nn.Module] = []
+    order = []
+    for backbone in backbones:
+        k = next((k for k, other in enumerate(firsts) if same_function(other, backbone)), len(firsts))
+        if k == len(firsts):
+            firsts.append(backbone)
+        order.append(k)
+    return order
+
+
+def same_function(a: nn.Module, b: nn.Module) -> bool:
+    if type(a) is not type(b) or getattr(a, "input_size", None) != getattr(b, "input_size", None):
+        return False
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape and torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def load_predictor(path: str | Path, rule: str | None = None, engine: str = "eager",

@@ -89,6 +89,27 @@ def test_the_checkpoint_predicts_the_weighted_mean_through_predict_and_onnx(aver
     np.testing.assert_allclose(probs, truth, atol=1e-6, rtol=0)  # written with 6 decimals
 
 
+def test_members_that_share_a_frozen_backbone_run_it_once(averaged, tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    a, b = (make_checkpoint(tmp_path / name, FAMILIES["transfer"]) for name in ("a", "b"))
+    (_, ckpt), (_, other) = read_checkpoint(a), read_checkpoint(b)
+    for key, value in ckpt["state_dict"].items():  # b: a's backbone under another head
+        if key.startswith("net.backbones."):
+            other["state_dict"][key] = value.clone()
+    torch.save(other, b)
+    joint_meta, joint = average_checkpoint([read_checkpoint(a), read_checkpoint(b)], WEIGHTS)
+    joint = write_checkpoint(joint, joint_meta, tmp_path / "selected.ckpt")
+    x = np.random.default_rng(1).integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8)
+    expected = sum(w * load_predictor(m).probabilities(x) for w, m in zip(WEIGHTS, (a, b)))
+    predictor = load_predictor(joint)
+    np.testing.assert_allclose(predictor.probabilities(x), expected, atol=1e-6, rtol=0)
+    assert len(predictor.encoders) == 1 and predictor.order == [0, 0]
+    members, path = averaged  # a scratch and a transfer member: nothing to share
+    different = load_predictor(path)
+    different.probabilities(x[:1])
+    assert len(different.encoders) == 2 and different.order == [0, 1]
+
+
 def test_members_must_share_labels_and_decoded_size():
     meta = CheckpointMeta(["a", "b"], "{}", "f", 64, ["x"], [64], [{"mean": [0.5], "std": [0.5]}])
     assert CheckpointMeta.of_members([meta, meta], "cfg").input_sizes == [64, 64]
