@@ -21,10 +21,10 @@ from hydra.core.config_store import ConfigStore
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # the offline weights
 HEADS = {"": 0, "_hidden": 256}  # option suffix -> model.net.head.hidden
 # Stages trained, by cost and out-of-fold F1 over 5 folds (README "The best model"). Lite0's last stage
-# alone (K=1) costs a quarter of K=2 but scored 0.008 lower out of fold. Lite2 with K=2 scored 0.008 higher
-# out of fold than K=1 (on test +0.004, within the spread), but its epoch takes 90 s on 2 cores against 22 s
-# (5 blocks on 17 x 17 activations at 260 px): 62 min for its CV against 17, which would take
-# +experiment=best past its 90 min, so Lite2 trains its last stage only.
+# alone (K=1) costs a quarter of K=2 but scored 0.008 lower out of fold; K=3 scored as K=2 at 1.3 times
+# its cost. Lite2 with K=2 scored 0.008 higher out of fold than K=1 (on test +0.004, within the spread),
+# but its epoch takes 90 s on 2 cores against 22 s (5 blocks on 17 x 17 activations at 260 px): 62 min for
+# its CV against 17, which would take +experiment=best past its 90 min, so Lite2 trains its last stage only.
 PARTIAL_BLOCKS = {"efficientnet_lite0": 2, "efficientnet_lite1": 2, "efficientnet_lite2": 1}
 PARTIAL_EPOCHS, WEIGHT_DECAY = 8, 0.05
 
